@@ -1,0 +1,24 @@
+#!/bin/sh
+# Install everything the tests need on a fresh Debian/Ubuntu machine, then lint, type-check and test.
+# Usage: sh scripts/test.sh [extra pytest args]
+set -eu
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
+
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+    echo "== installing mosquitto (the integration tests run a real broker)"
+    as_root apt-get update -qq && as_root apt-get install -y -qq --no-install-recommends mosquitto \
+        || echo "could not install mosquitto: the broker tests will fail" >&2
+fi
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    as_root apt-get install -y -qq python3-venv || true
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[test]'
+
+echo "== ruff";   .venv/bin/ruff check .
+echo "== mypy";   .venv/bin/mypy
+echo "== pytest"; .venv/bin/pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,5 @@
+import sys
+
+from thermostat.cli import main
+
+sys.exit(main())

@@ -1,0 +1,190 @@
+"""Per-model facts about Canaan Avalon home miners, kept as data.
+
+One `ModelSpec` row per model. The driver, the simulator, the heater state machine and the
+allocator all read these rows; none of them branches on a model name. A new model is a new row.
+
+Sources are in ../shared/reference/avalon-api.md (§2 identification, §3.2 keys, §3.3 PS[], §3.4 modes,
+§3.5 standby). Watts marked ``assumed`` are not from an official source: they are documented
+defaults that a household can override per heater in the configuration (``levels_w``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Level:
+    """One rung of a model's heat ladder: a work mode/level pair and what it draws at the wall."""
+
+    name: str  # stable identifier used in config, MQTT and the allocator ("eco", "super", ...)
+    label: str  # human label ("Heater Eco")
+    workmode: int
+    worklevel: int
+    wall_w: float  # nominal wall (AC) watts in this level; all of it becomes heat
+    chip_target_c: int  # TarT the firmware reports in this level
+    source: str  # where wall_w comes from: "measured: ..." or "assumed: ..."
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    key: str  # config/CLI name: "mini3", "nano3s", "q"
+    display: str  # "Avalon Mini 3"
+    version_model: str  # VERSION.MODEL as the firmware reports it
+    version_prod: str  # VERSION.PROD
+    hwtype: str  # VERSION.HWTYPE
+    ver_prefix: str  # prefix of Ver[...] in estats ("Mini3-...")
+    stats_key: str  # key of the MM string in STATS[0]
+    stats_wrapped: bool  # value wrapped as 'STATS':{...} (Avalon Q)
+    has_standby: bool  # soft off / soft on exist
+    has_locate_led: bool
+    has_lcd: bool
+    fans: int
+    levels: tuple[Level, ...]  # ascending wall watts
+    max_workmode: int
+    worklevel_range: dict[int, tuple[int, int]] = field(default_factory=dict)  # per workmode
+    standby_wall_w: float = 12.0  # assumed controller + PSU idle draw in soft-off
+    psu_efficiency: float = 0.92  # DC/wall, from Mini 3 PS[4]/PS[6] = 760/824
+    chip_temp_limit_c: float = 95.0  # above this the heater is taken down a level
+    fan_min_pct: int = 15
+    fan_max_pct: int = 100
+    inlet_sensor: bool = True  # ITemp is real (Nano 3S reports -273)
+    total_asics: int = 0
+    nominal_ths: dict[str, float] = field(default_factory=dict)  # TH/s per level name (sim)
+
+    def level(self, name: str) -> Level:
+        for lv in self.levels:
+            if lv.name == name:
+                return lv
+        raise KeyError(f"{self.display} has no level {name!r}; known: {', '.join(self.level_names)}")
+
+    @property
+    def level_names(self) -> tuple[str, ...]:
+        return tuple(lv.name for lv in self.levels)
+
+    def level_for(self, workmode: int | None, worklevel: int | None) -> Level | None:
+        """The ladder rung a miner reporting this mode/level is in (None when it is off-ladder)."""
+        if workmode is None:
+            return None
+        exact = [lv for lv in self.levels if lv.workmode == workmode and lv.worklevel == worklevel]
+        if exact:
+            return exact[0]
+        # Models whose modes carry no separate level (Nano 3S, Q) report WORKLEVEL 0 or omit it.
+        same_mode = [lv for lv in self.levels if lv.workmode == workmode]
+        if len(same_mode) == 1:
+            return same_mode[0]
+        return None
+
+    @property
+    def top_level(self) -> Level:
+        return self.levels[-1]
+
+    @property
+    def bottom_level(self) -> Level:
+        return self.levels[0]
+
+
+MINI3 = ModelSpec(
+    key="mini3",
+    display="Avalon Mini 3",
+    version_model="Mini3",
+    version_prod="Avalon Mini3",
+    hwtype="M_MM1v1_X1",
+    ver_prefix="Mini3",
+    stats_key="MM ID0",
+    stats_wrapped=False,
+    has_standby=True,
+    has_locate_led=False,
+    has_lcd=True,
+    fans=1,
+    # WORKMODE 0 Heater (level -1 Eco, 0 Super), 1 Mining, 2 Night (avalon-api.md §3.4).
+    levels=(
+        Level("night", "Night", 2, 0, 400.0, 65, "assumed: quiet mode, about half of Mining"),
+        Level("eco", "Heater Eco", 0, -1, 550.0, 70, "assumed: between Night and Super"),
+        Level("super", "Heater Super", 0, 0, 750.0, 75, "assumed: a little under Mining"),
+        Level("mining", "Mining", 1, 0, 824.0, 75, "measured: PS[6]=824 W in Mining (pyasic#312)"),
+    ),
+    max_workmode=2,
+    worklevel_range={0: (-1, 0), 1: (0, 0), 2: (0, 0)},
+    chip_temp_limit_c=95.0,
+    total_asics=66,
+    nominal_ths={"night": 18.0, "eco": 25.0, "super": 34.0, "mining": 37.5},
+)
+
+NANO3S = ModelSpec(
+    key="nano3s",
+    display="Avalon Nano 3S",
+    version_model="Nano3s",
+    version_prod="Avalon Nano3s",
+    hwtype="N_MM1v1_X1",
+    ver_prefix="Nano3s",
+    stats_key="MM ID0",
+    stats_wrapped=False,
+    has_standby=False,  # no softoff/softon in its firmware (avalon-api.md §3.5)
+    has_locate_led=False,
+    has_lcd=True,
+    fans=1,
+    levels=(
+        Level("low", "Low", 0, 0, 70.0, 80, "assumed: Nano 3 Low is MPO 60 W"),
+        Level("mid", "Mid", 1, 0, 100.0, 85, "assumed: Nano 3 Mid is MPO 90 W"),
+        Level("high", "High", 2, 0, 133.0, 90, "measured: PS[6]=133 W, MPO 133 in High"),
+    ),
+    max_workmode=2,
+    worklevel_range={0: (0, 0), 1: (0, 0), 2: (0, 0)},
+    standby_wall_w=0.0,  # no standby: a smart plug cuts it to zero
+    chip_temp_limit_c=100.0,
+    inlet_sensor=False,
+    total_asics=12,
+    nominal_ths={"low": 3.5, "mid": 5.0, "high": 6.6},
+)
+
+Q = ModelSpec(
+    key="q",
+    display="Avalon Q",
+    version_model="Q",
+    version_prod="Avalon Q",
+    hwtype="Q_MM1v1_X1",
+    ver_prefix="Q",
+    stats_key="MM ID0:Summary",
+    stats_wrapped=True,
+    has_standby=True,
+    has_locate_led=True,
+    has_lcd=True,
+    fans=4,
+    levels=(
+        Level("eco", "Eco", 0, 0, 800.0, 65, "measured: MPO 800 in Eco (asic-rs sample)"),
+        Level("standard", "Standard", 1, 0, 1300.0, 80, "assumed: Exergy docs ~1,300 W"),
+        Level("super", "Super", 2, 0, 1670.0, 85, "measured: PS[6]=1670 W in Super (asic-rs)"),
+    ),
+    max_workmode=2,
+    worklevel_range={0: (0, 0), 1: (0, 0), 2: (0, 0)},
+    standby_wall_w=17.0,  # a Q standby sample reads PS[6]=17
+    chip_temp_limit_c=95.0,
+    total_asics=160,
+    nominal_ths={"eco": 50.0, "standard": 75.0, "super": 96.8},
+)
+
+MODELS: dict[str, ModelSpec] = {m.key: m for m in (MINI3, NANO3S, Q)}
+
+
+def model_from_version(model: str | None, prod: str | None = None, hwtype: str | None = None) -> ModelSpec | None:
+    """Identify a model from `version` fields; None for anything we do not know (never raises)."""
+    for spec in MODELS.values():
+        if model is not None and model.strip().lower() == spec.version_model.lower():
+            return spec
+        if prod is not None and prod.strip().lower() == spec.version_prod.lower():
+            return spec
+        if hwtype is not None and hwtype.strip().upper() == spec.hwtype:
+            return spec
+    return None
+
+
+def model_from_ver_string(ver: str | None) -> ModelSpec | None:
+    """Identify a model from the estats `Ver[...]` value, e.g. ``Mini3-25011701_3f53b19``."""
+    if not ver:
+        return None
+    head = ver.split("-", 1)[0].strip().lower()
+    for spec in MODELS.values():
+        if head == spec.ver_prefix.lower():
+            return spec
+    return None
