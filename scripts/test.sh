@@ -6,10 +6,15 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
 
-if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
-    echo "== installing mosquitto (the integration tests run a real broker)"
-    as_root apt-get update -qq && as_root apt-get install -y -qq --no-install-recommends mosquitto \
-        || echo "could not install mosquitto: the broker tests will fail" >&2
+# mosquitto: the integration tests run a real broker. systemd: provides systemd-analyze for the unit check.
+need=""
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need="$need mosquitto"
+command -v mosquitto_passwd >/dev/null 2>&1 || [ -x /usr/bin/mosquitto_passwd ] || need="$need mosquitto"
+command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
+if [ -n "$need" ]; then
+    echo "== installing:$need"
+    as_root apt-get update -qq && as_root apt-get install -y -qq --no-install-recommends $need \
+        || echo "could not install$need: the tests that need them will fail" >&2
 fi
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     as_root apt-get install -y -qq python3-venv || true

@@ -1,0 +1,286 @@
+"""`thermostat miner ...`: talk to one Avalon miner (status, set, pools) or find them (scan).
+
+Exit codes: 0 success; 1 the miner refused, is busy, unreachable, timed out or answered garbage;
+2 a bad value or unsupported feature (nothing was sent). Errors are one line on stderr, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from thermostat.core.actions import Command, CommandKind, OutcomeKind
+from thermostat.miners.avalon import AUTO_FAN, REBOOT_MAX_DELAY_S, VersionInfo, reboot_request
+from thermostat.miners.client import DEFAULT_PORT, MinerClient
+from thermostat.miners.errors import InvalidValue, MinerError, Refused, Unsupported
+from thermostat.miners.models import MODELS, ModelSpec
+from thermostat.miners.scan import scan
+from thermostat.miners.snapshot import Snapshot
+
+EXIT_OK = 0
+EXIT_MINER = 1
+EXIT_BAD_VALUE = 2
+SOFT_DELAY_S = 5  # soft off/on are scheduled this long after the miner's own clock reading
+
+
+def register(subparsers: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--port", type=int, default=DEFAULT_PORT, help="cgminer API port (default 4028)")
+    common.add_argument("--timeout", type=float, default=None, help="connect/read timeout in seconds")
+    common.add_argument("--text", action="store_true", help="use the plain-text protocol form instead of JSON")
+
+    parser = subparsers.add_parser("miner", help="talk to an Avalon miner over its cgminer API (port 4028)")
+    actions = parser.add_subparsers(dest="miner_action", metavar="ACTION", required=True)
+
+    status = actions.add_parser("status", parents=[common], help="model, state, mode, watts, temperatures, fan")
+    status.add_argument("host")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(func=_run(_status))
+
+    setp = actions.add_parser("set", parents=[common], help="change mode, fan, standby, or reboot")
+    setp.add_argument("host")
+    what = setp.add_mutually_exclusive_group(required=True)
+    what.add_argument("--mode", metavar="NAME", help="a level of the model's ladder (mini3: night/eco/super/mining)")
+    what.add_argument("--fan", metavar="PCT|auto", help="fan duty 15-100 %% or auto")
+    what.add_argument("--standby", action="store_true", help="soft off (5 s after the miner's clock)")
+    what.add_argument("--wake", action="store_true", help="soft on (5 s after the miner's clock)")
+    what.add_argument("--reboot", nargs="?", const="0", metavar="DELAY", help="reboot after DELAY s (0-300)")
+    setp.set_defaults(func=_run(_set))
+
+    pools = actions.add_parser("pools", parents=[common], help="list pools (read-only)")
+    pools.add_argument("host")
+    pools.add_argument("--json", action="store_true")
+    pools.set_defaults(func=_run(_pools))
+
+    scanp = actions.add_parser("scan", parents=[common], help="find Avalon miners in a network (at most a /16)")
+    scanp.add_argument("cidr", help="e.g. 192.168.1.0/24")
+    scanp.add_argument("--concurrency", type=int, default=64, help="probes at once (default 64)")
+    scanp.add_argument("--json", action="store_true")
+    scanp.set_defaults(func=_run(_scan))
+
+
+class _Fail(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _run(action: Callable[[argparse.Namespace], Coroutine[Any, Any, int]]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return asyncio.run(action(args))
+        except _Fail as exc:
+            return _error(str(exc), exc.code)
+        except (InvalidValue, Unsupported) as exc:
+            return _error(str(exc), EXIT_BAD_VALUE)
+        except MinerError as exc:
+            return _error(str(exc), EXIT_MINER)
+        except ValueError as exc:
+            return _error(str(exc), EXIT_BAD_VALUE)
+
+    return run
+
+
+def _error(message: str, code: int) -> int:
+    print(f"thermostat miner: {message}", file=sys.stderr)
+    return code
+
+
+def _client(args: argparse.Namespace, default_timeout: float = 5.0) -> MinerClient:
+    timeout = args.timeout if args.timeout is not None else default_timeout
+    if timeout <= 0:
+        raise _Fail("--timeout must be positive", EXIT_BAD_VALUE)
+    connect_timeout = 3.0 if args.timeout is None else timeout
+    return MinerClient(args.host, args.port, form="text" if args.text else "json",
+                       connect_timeout=connect_timeout, read_timeout=timeout)
+
+
+# --------------------------------------------------------------------------------------------------
+# status
+# --------------------------------------------------------------------------------------------------
+
+
+async def _version_or_none(client: MinerClient) -> VersionInfo | None:
+    """`version`, or None when the miner refuses it (the stats Ver[] still names the model)."""
+    try:
+        return await client.version()
+    except Refused:
+        return None
+
+
+def _status_object(snap: Snapshot, info: VersionInfo | None, client: MinerClient) -> dict[str, Any]:
+    obj = snap.as_json()
+    spec = info.spec if info is not None else None
+    if spec is None and snap.model:
+        spec = MODELS.get(snap.model)
+    if info is not None:
+        obj["firmware"] = obj["firmware"] or info.firmware
+        obj["dna"] = obj["dna"] or info.dna
+        obj["model"] = obj["model"] or (info.spec.key if info.spec else None)
+        obj["mac"] = info.mac
+        obj["prod"] = info.prod
+    level = spec.level_for(snap.workmode, snap.worklevel) if spec else None
+    obj["level"] = level.name if level else None
+    obj["mpo_w"] = snap.mpo_w
+    obj["host"] = client.host
+    obj["port"] = client.port
+    return obj
+
+
+def _fmt(value: float | int | None, unit: str = "", digits: int = 0) -> str:
+    if value is None:
+        return "?"
+    return f"{value:.{digits}f}{unit}"
+
+
+def _uptime(seconds: int | None) -> str:
+    if seconds is None:
+        return "?"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    return f"{days}d {hours}h {rest // 60}m" if days else f"{hours}h {rest // 60}m"
+
+
+async def _status(args: argparse.Namespace) -> int:
+    client = _client(args)
+    info = await _version_or_none(client)
+    snap = await client.snapshot()
+    obj = _status_object(snap, info, client)
+    if args.json:
+        print(json.dumps(obj))
+        return EXIT_OK
+    spec = MODELS.get(obj["model"]) if obj["model"] else None
+    name = spec.display if spec else f"unknown model ({info.prod if info and info.prod else 'no version'})"
+    level = spec.level(obj["level"]) if spec and obj["level"] else None
+    lines = [
+        f"{name} at {client.address}  firmware {obj['firmware'] or '?'}  dna {obj['dna'] or '?'}",
+        f"state     {snap.state.value}",
+        f"mode      workmode {_fmt(snap.workmode)} / worklevel {_fmt(snap.worklevel)}"
+        + (f"  = {level.name} ({level.label})" if level else "  (not on the ladder)"),
+        f"power     {_fmt(snap.power_w, ' W')} wall, {_fmt(snap.dc_power_w, ' W')} DC, MPO {_fmt(snap.mpo_w, ' W')}",
+        f"hashrate  {_fmt(snap.hashrate_ths, ' TH/s', 2)}",
+        f"temps     inlet {_fmt(snap.inlet_temp_c, ' °C')}, outlet {_fmt(snap.outlet_temp_c, ' °C')}, "
+        f"board {_fmt(snap.board_temp_c, ' °C')}, chip max {_fmt(snap.chip_temp_max_c, ' °C')} "
+        f"(target {_fmt(snap.chip_target_c, ' °C')})",
+        f"fan       {_fmt(snap.fan_rpm, ' rpm')}, {_fmt(snap.fan_pct, ' %')}",
+        f"uptime    {_uptime(snap.uptime_s)}   calibrated {'?' if snap.calibrated is None else snap.calibrated}",
+    ]
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------------
+# set
+# --------------------------------------------------------------------------------------------------
+
+
+def _precheck(args: argparse.Namespace) -> None:
+    """Values that are wrong for every model are rejected before any connection is made."""
+    if args.mode is not None:
+        known = sorted({name for spec in MODELS.values() for name in spec.level_names})
+        if args.mode not in known:
+            raise InvalidValue(f"unknown mode {args.mode!r}; known: {', '.join(known)}")
+    if args.fan is not None:
+        args.fan_value = _parse_fan(args.fan)
+    if args.reboot is not None:
+        text = str(args.reboot).strip()
+        if not text.isdigit():
+            raise InvalidValue(f"reboot delay must be an integer 0..{REBOOT_MAX_DELAY_S}, got {args.reboot!r}")
+        reboot_request(int(text))  # validates the range
+
+
+def _parse_fan(text: str) -> int:
+    if text.strip().lower() == "auto":
+        return AUTO_FAN
+    value = text.strip()
+    if not (value.isdigit() and len(value) <= 3):
+        raise InvalidValue(f"fan must be 15-100 or auto, got {text!r}")
+    pct = int(value)
+    lo = min(spec.fan_min_pct for spec in MODELS.values())
+    hi = max(spec.fan_max_pct for spec in MODELS.values())
+    if not lo <= pct <= hi:
+        raise InvalidValue(f"fan {pct} out of range {lo}..{hi} (or auto)")
+    return pct
+
+
+async def _detect(client: MinerClient) -> tuple[ModelSpec, VersionInfo]:
+    info = await client.version()
+    if info.spec is None:
+        raise _Fail(f"{client.address} is not a known Avalon home miner ({info.prod or info.model or '?'}); "
+                    "refusing to send commands", EXIT_MINER)
+    return info.spec, info
+
+
+async def _set(args: argparse.Namespace) -> int:
+    _precheck(args)
+    client = _client(args)
+    spec, info = await _detect(client)
+    heater = args.host
+    if args.mode is not None:
+        command = Command(heater, CommandKind.SET_LEVEL, level=args.mode)
+    elif args.fan is not None:
+        command = Command(heater, CommandKind.SET_FAN, fan_pct=args.fan_value)
+    elif args.standby or args.wake:
+        if not spec.has_standby:
+            raise Unsupported(f"{spec.display} has no soft off/on: use a smart plug or --mode "
+                              f"{spec.bottom_level.name}")
+        if info.miner_time is None:
+            raise _Fail(f"{client.address}: the version reply carries no miner clock (When)", EXIT_MINER)
+        kind = CommandKind.SOFT_ON if args.wake else CommandKind.SOFT_OFF
+        command = Command(heater, kind, at_miner_time=info.miner_time + SOFT_DELAY_S)
+    else:
+        outcome_reply = await client.request(reboot_request(int(str(args.reboot).strip())))
+        print(f"ok: {outcome_reply.msg}")
+        return EXIT_OK
+    outcome = await client.execute(command, spec)
+    if outcome.kind == OutcomeKind.OK:
+        print(f"ok: {outcome.message}")
+        return EXIT_OK
+    if outcome.kind == OutcomeKind.UNCONFIRMED:
+        print(f"sent, unconfirmed: {outcome.message}")
+        return EXIT_OK
+    if outcome.kind == OutcomeKind.BUSY:
+        return _error(f"{client.address} busy (calibrating), retry later: {outcome.message}", EXIT_MINER)
+    return _error(f"{client.address} {outcome.kind.value}: {outcome.message}", EXIT_MINER)
+
+
+# --------------------------------------------------------------------------------------------------
+# pools, scan
+# --------------------------------------------------------------------------------------------------
+
+
+async def _pools(args: argparse.Namespace) -> int:
+    client = _client(args)
+    pools = await client.pools()
+    if args.json:
+        print(json.dumps([{k: p.get(k) for k in ("POOL", "URL", "User", "Status", "Priority")} for p in pools]))
+        return EXIT_OK
+    if not pools:
+        print("no pools")
+    for p in pools:
+        print(f"{p.get('POOL', '?')}  {p.get('Status', '?'):<6}  {p.get('URL', '?')}  user {p.get('User', '?')}")
+    return EXIT_OK
+
+
+async def _scan(args: argparse.Namespace) -> int:
+    timeout = args.timeout if args.timeout is not None else 1.0
+    if timeout <= 0 or args.concurrency < 1:
+        raise _Fail("--timeout and --concurrency must be positive", EXIT_BAD_VALUE)
+    found = await scan(args.cidr, args.port, concurrency=args.concurrency, timeout=timeout,
+                       form="text" if args.text else "json")
+    if args.json:
+        print(json.dumps([
+            {"host": f.host, "port": f.port, "model": f.info.spec.key if f.info.spec else None,
+             "prod": f.info.prod, "firmware": f.info.firmware, "dna": f.info.dna, "mac": f.info.mac}
+            for f in found
+        ]))
+        return EXIT_OK
+    for f in found:
+        model = f.info.spec.display if f.info.spec else f"{f.info.prod or '?'} (unsupported)"
+        print(f"{f.host}:{f.port}  {model}  firmware {f.info.firmware or '?'}  mac {f.info.mac or '?'}")
+    print(f"{len(found)} Avalon miner(s) found in {args.cidr}", file=sys.stderr)
+    return EXIT_OK
