@@ -1,0 +1,654 @@
+"""Home Assistant: the MQTT topic layout, discovery payloads and the command parser. All pure.
+
+Topic layout (``<base>`` is ``mqtt.base_topic``, default ``thermostat``; docs/mqtt.md has the full table)::
+
+    <base>/status                                   online | offline (retained, last will)
+    <base>/room/<room>/{current_temp,target,mode,action,preset,energy,cost,state}   published
+    <base>/room/<room>/{target,mode,preset,override}/set                           commands
+    <base>/room/<room>/error                        why the last command was rejected
+    <base>/heater/<id>/{power,hashrate,chip_temp,inlet_temp,outlet_temp,fan,state,current_level,level,controlled}
+    <base>/heater/<id>/{level,controlled,reboot}/set
+    <base>/heater/<id>/error
+
+Discovery: one retained config per entity at ``<prefix>/<component>/<unique_id>/config`` (object id =
+unique id, no node id). One HA device per room (the climate entity, energy and cost sensors) and one
+per miner (sensors, level select, "controlled" switch, reboot button) with ``via_device`` its room.
+
+Rules of current Home Assistant honoured here (they fail silently otherwise): no ``object_id``
+(``default_entity_id`` instead), ``temperature_unit`` ``C``, ``precision`` 0.1, ``preset_modes``
+never lists ``none`` (HA adds it), energy sensors ``total_increasing`` in kWh, every entity with a
+``unique_id`` and a device block with ``identifiers``. tests/ha_schema.py checks every payload.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from thermostat import __version__
+from thermostat.core.sensor import BadReading, parse_payload
+from thermostat.miners.models import MODELS
+
+TEMP_STEP = 0.5
+STEP_TOLERANCE = 0.01  # K: a target within this of a 0.5 step is snapped onto it
+AUTO = "auto"
+STANDBY = "standby"
+NEXT_BLOCK = "next_block"
+
+# The heater state machine's states (thermostat.core.heater.HeaterState), published on <id>/state.
+HEATER_STATES: tuple[str, ...] = (
+    "unknown",
+    "standby",
+    "waking",
+    "verifying",
+    "setting_mode",
+    "setting_fan",
+    "running",
+    "stopping",
+    "backoff",
+    "fault",
+)
+
+ROOM_STATE_LEAVES = ("current_temp", "target", "mode", "action", "preset", "energy", "cost", "state", "error")
+ROOM_COMMANDS = ("target", "mode", "preset", "override")
+HEATER_STATE_LEAVES = (
+    "power",
+    "hashrate",
+    "chip_temp",
+    "inlet_temp",
+    "outlet_temp",
+    "fan",
+    "state",
+    "level",
+    "controlled",
+    "current_level",
+    "error",
+)
+HEATER_COMMANDS = ("level", "controlled", "reboot")
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoomInfo:
+    """What discovery needs to know about a room (built from the configuration)."""
+
+    id: str
+    name: str
+    min_temp: float = 7.0
+    max_temp: float = 26.0
+    presets: tuple[str, ...] = ()  # the schedule's preset names; "none" is implicit in HA
+    currency: str | None = None  # set → a cost sensor
+
+
+@dataclass(frozen=True)
+class HeaterInfo:
+    id: str
+    name: str
+    room: str
+    model: str  # ModelSpec key, or "auto" while unknown
+    levels: tuple[str, ...] = ()  # usable ladder level names, ascending
+    has_standby: bool = True  # soft off, or a smart plug in front of it
+    inlet_sensor: bool = True
+    host: str | None = None
+
+
+def level_options(levels: Sequence[str], has_standby: bool = True) -> list[str]:
+    """Options of the per-miner level select: ``auto``, the ladder, then ``standby``."""
+    return [AUTO, *levels, *([STANDBY] if has_standby else [])]
+
+
+# --- topics ---------------------------------------------------------------------------------------
+
+
+class Topics:
+    """The topic layout under one base topic."""
+
+    def __init__(self, base: str = "thermostat", discovery_prefix: str = "homeassistant") -> None:
+        self.base = base.rstrip("/")
+        self.discovery_prefix = discovery_prefix.rstrip("/")
+        self.node = re.sub(r"[^a-zA-Z0-9_]", "_", self.base).strip("_") or "thermostat"
+
+    @property
+    def status(self) -> str:
+        return f"{self.base}/status"
+
+    def room(self, room: str, leaf: str) -> str:
+        return f"{self.base}/room/{room}/{leaf}"
+
+    def room_set(self, room: str, what: str) -> str:
+        return f"{self.base}/room/{room}/{what}/set"
+
+    def heater(self, heater: str, leaf: str) -> str:
+        return f"{self.base}/heater/{heater}/{leaf}"
+
+    def heater_set(self, heater: str, what: str) -> str:
+        return f"{self.base}/heater/{heater}/{what}/set"
+
+    def command_filters(self) -> list[str]:
+        """What the service subscribes to for commands."""
+        return [f"{self.base}/room/+/+/set", f"{self.base}/heater/+/+/set"]
+
+    def split_command(self, topic: str) -> tuple[Literal["room", "heater"], str, str] | None:
+        """``<base>/room/<id>/<what>/set`` → ``("room", id, what)``; None for anything else."""
+        prefix = self.base + "/"
+        if not topic.startswith(prefix):
+            return None
+        parts = topic[len(prefix) :].split("/")
+        if len(parts) != 4 or parts[3] != "set" or not parts[1] or not parts[2]:
+            return None
+        if parts[0] == "room":
+            return "room", parts[1], parts[2]
+        if parts[0] == "heater":
+            return "heater", parts[1], parts[2]
+        return None
+
+    def discovery(self, component: str, unique_id: str) -> str:
+        return f"{self.discovery_prefix}/{component}/{unique_id}/config"
+
+    # ids
+    def room_uid(self, room: str, what: str) -> str:
+        return f"{self.node}_{_slug(room)}_{what}"
+
+    def heater_uid(self, heater: str, what: str) -> str:
+        return f"{self.node}_heater_{_slug(heater)}_{what}"
+
+    def room_device_id(self, room: str) -> str:
+        return f"{self.node}_room_{_slug(room)}"
+
+    def heater_device_id(self, heater: str) -> str:
+        return f"{self.node}_heater_{_slug(heater)}"
+
+
+def _slug(ident: str) -> str:
+    return re.sub(r"[^a-z0-9_]", "_", ident.lower())
+
+
+# --- discovery payloads ---------------------------------------------------------------------------
+
+Discovery = tuple[str, dict[str, Any]]
+
+
+def _origin() -> dict[str, Any]:
+    return {"name": "thermostat", "sw_version": __version__}
+
+
+def _availability(t: Topics) -> list[dict[str, str]]:
+    return [{"topic": t.status, "payload_available": "online", "payload_not_available": "offline"}]
+
+
+def room_device(t: Topics, room: RoomInfo) -> dict[str, Any]:
+    return {
+        "identifiers": [t.room_device_id(room.id)],
+        "name": room.name,
+        "manufacturer": "thermostat",
+        "model": "Miner heating zone",
+        "sw_version": __version__,
+        "suggested_area": room.name,
+    }
+
+
+def heater_device(t: Topics, heater: HeaterInfo) -> dict[str, Any]:
+    spec = MODELS.get(heater.model)
+    dev: dict[str, Any] = {
+        "identifiers": [t.heater_device_id(heater.id)],
+        "name": heater.name,
+        "manufacturer": "Canaan",
+        "model": spec.display if spec is not None else "Avalon (model not yet identified)",
+        "via_device": t.room_device_id(heater.room),
+    }
+    if heater.host:
+        dev["configuration_url"] = f"http://{heater.host}/"
+    return dev
+
+
+def _common(t: Topics, unique_id: str, device: dict[str, Any], default_entity_id: str) -> dict[str, Any]:
+    return {
+        "unique_id": unique_id,
+        "default_entity_id": default_entity_id,
+        "device": device,
+        "origin": _origin(),
+        "availability": _availability(t),
+        "qos": 1,
+    }
+
+
+def climate_config(t: Topics, room: RoomInfo) -> Discovery:
+    uid = t.room_uid(room.id, "climate")
+    payload = _common(t, uid, room_device(t, room), f"climate.{_slug(room.id)}")
+    payload.update(
+        {
+            "name": None,  # the entity takes the device's (room's) name
+            "modes": ["off", "heat"],
+            "mode_command_topic": t.room_set(room.id, "mode"),
+            "mode_state_topic": t.room(room.id, "mode"),
+            "temperature_command_topic": t.room_set(room.id, "target"),
+            "temperature_state_topic": t.room(room.id, "target"),
+            "current_temperature_topic": t.room(room.id, "current_temp"),
+            "action_topic": t.room(room.id, "action"),
+            "min_temp": room.min_temp,
+            "max_temp": room.max_temp,
+            "temp_step": TEMP_STEP,
+            "precision": 0.1,
+            "temperature_unit": "C",
+            "optimistic": False,
+            "retain": False,
+            "json_attributes_topic": t.room(room.id, "state"),
+        }
+    )
+    presets = [p for p in room.presets if p != "none"]
+    if presets:  # HA requires the preset list and command topic together, and adds "none" itself
+        payload["preset_modes"] = presets
+        payload["preset_mode_command_topic"] = t.room_set(room.id, "preset")
+        payload["preset_mode_state_topic"] = t.room(room.id, "preset")
+    return t.discovery("climate", uid), payload
+
+
+def room_energy_config(t: Topics, room: RoomInfo) -> Discovery:
+    uid = t.room_uid(room.id, "energy")
+    payload = _common(t, uid, room_device(t, room), f"sensor.{_slug(room.id)}_heating_energy")
+    payload.update(
+        {
+            "name": "Heating energy",
+            "state_topic": t.room(room.id, "energy"),
+            "device_class": "energy",
+            "unit_of_measurement": "kWh",
+            "state_class": "total_increasing",
+            "suggested_display_precision": 2,
+        }
+    )
+    return t.discovery("sensor", uid), payload
+
+
+def room_cost_config(t: Topics, room: RoomInfo) -> Discovery:
+    if room.currency is None:
+        raise ValueError(f"room {room.id} has no currency: no cost sensor")
+    uid = t.room_uid(room.id, "cost")
+    payload = _common(t, uid, room_device(t, room), f"sensor.{_slug(room.id)}_heating_cost")
+    payload.update(
+        {
+            "name": "Heating cost",
+            "state_topic": t.room(room.id, "cost"),
+            "device_class": "monetary",
+            "unit_of_measurement": room.currency,
+            "state_class": "total",
+            "suggested_display_precision": 2,
+        }
+    )
+    return t.discovery("sensor", uid), payload
+
+
+# (leaf, name, device_class, unit, state_class, icon, diagnostic)
+_HEATER_SENSORS: tuple[tuple[str, str, str | None, str, str, str | None, bool], ...] = (
+    ("power", "Power", "power", "W", "measurement", None, False),
+    ("hashrate", "Hashrate", None, "TH/s", "measurement", "mdi:pickaxe", True),
+    ("chip_temp", "Chip temperature", "temperature", "°C", "measurement", None, True),
+    ("inlet_temp", "Inlet temperature", "temperature", "°C", "measurement", None, True),
+    ("outlet_temp", "Outlet temperature", "temperature", "°C", "measurement", None, True),
+    ("fan", "Fan", None, "%", "measurement", "mdi:fan", True),
+)
+
+
+def heater_sensor_configs(t: Topics, heater: HeaterInfo, expire_after_s: int | None = None) -> list[Discovery]:
+    """Telemetry sensors and the state enum sensor. `expire_after_s` marks values stale in HA."""
+    out: list[Discovery] = []
+    dev = heater_device(t, heater)
+    slug = _slug(heater.id)
+    for leaf, name, device_class, unit, state_class, icon, diagnostic in _HEATER_SENSORS:
+        if leaf == "inlet_temp" and not heater.inlet_sensor:
+            continue
+        uid = t.heater_uid(heater.id, leaf)
+        payload = _common(t, uid, dev, f"sensor.{slug}_{leaf}")
+        payload.update({"name": name, "state_topic": t.heater(heater.id, leaf), "unit_of_measurement": unit,
+                        "state_class": state_class})
+        if device_class is not None:
+            payload["device_class"] = device_class
+        if icon is not None:
+            payload["icon"] = icon
+        if diagnostic:
+            payload["entity_category"] = "diagnostic"
+        if expire_after_s is not None:
+            payload["expire_after"] = expire_after_s
+        out.append((t.discovery("sensor", uid), payload))
+    uid = t.heater_uid(heater.id, "state")
+    payload = _common(t, uid, dev, f"sensor.{slug}_state")
+    payload.update(
+        {
+            "name": "State",
+            "state_topic": t.heater(heater.id, "state"),
+            "device_class": "enum",
+            "options": list(HEATER_STATES),
+            "entity_category": "diagnostic",
+        }
+    )
+    out.append((t.discovery("sensor", uid), payload))
+    uid = t.heater_uid(heater.id, "current_level")
+    payload = _common(t, uid, dev, f"sensor.{slug}_current_level")
+    payload.update(
+        {
+            "name": "Current level",
+            "state_topic": t.heater(heater.id, "current_level"),
+            "device_class": "enum",
+            "options": [*heater.levels, STANDBY, "unknown"],
+            "icon": "mdi:radiator",
+        }
+    )
+    out.append((t.discovery("sensor", uid), payload))
+    return out
+
+
+def heater_level_select_config(t: Topics, heater: HeaterInfo) -> Discovery:
+    uid = t.heater_uid(heater.id, "level")
+    payload = _common(t, uid, heater_device(t, heater), f"select.{_slug(heater.id)}_level")
+    payload.update(
+        {
+            "name": "Level",
+            "command_topic": t.heater_set(heater.id, "level"),
+            "state_topic": t.heater(heater.id, "level"),
+            "options": level_options(heater.levels, heater.has_standby),
+            "icon": "mdi:radiator",
+            "optimistic": False,
+            "retain": False,
+        }
+    )
+    return t.discovery("select", uid), payload
+
+
+def heater_controlled_switch_config(t: Topics, heater: HeaterInfo) -> Discovery:
+    uid = t.heater_uid(heater.id, "controlled")
+    payload = _common(t, uid, heater_device(t, heater), f"switch.{_slug(heater.id)}_controlled")
+    payload.update(
+        {
+            "name": "Controlled by thermostat",
+            "command_topic": t.heater_set(heater.id, "controlled"),
+            "state_topic": t.heater(heater.id, "controlled"),
+            "payload_on": "ON",
+            "payload_off": "OFF",
+            "optimistic": False,
+            "retain": False,
+            "icon": "mdi:thermostat-auto",
+            "entity_category": "config",
+        }
+    )
+    return t.discovery("switch", uid), payload
+
+
+def heater_reboot_button_config(t: Topics, heater: HeaterInfo) -> Discovery:
+    uid = t.heater_uid(heater.id, "reboot")
+    payload = _common(t, uid, heater_device(t, heater), f"button.{_slug(heater.id)}_reboot")
+    payload.update(
+        {
+            "name": "Reboot",
+            "command_topic": t.heater_set(heater.id, "reboot"),
+            "payload_press": "PRESS",
+            "device_class": "restart",
+            "entity_category": "config",
+            "retain": False,
+        }
+    )
+    return t.discovery("button", uid), payload
+
+
+def discovery_payloads(
+    t: Topics, rooms: Iterable[RoomInfo], heaters: Iterable[HeaterInfo], expire_after_s: int | None = None
+) -> list[Discovery]:
+    """Every discovery config for a house, rooms first (so via_device targets exist first)."""
+    out: list[Discovery] = []
+    for room in rooms:
+        out.append(climate_config(t, room))
+        out.append(room_energy_config(t, room))
+        if room.currency is not None:
+            out.append(room_cost_config(t, room))
+    for heater in heaters:
+        out.extend(heater_sensor_configs(t, heater, expire_after_s))
+        out.append(heater_level_select_config(t, heater))
+        out.append(heater_controlled_switch_config(t, heater))
+        out.append(heater_reboot_button_config(t, heater))
+    return out
+
+
+def removal_payloads(discovery: Iterable[Discovery]) -> list[tuple[str, str]]:
+    """Empty retained payloads that delete these entities from HA (publish with retain=True)."""
+    return [(topic, "") for topic, _ in discovery]
+
+
+def encode(payload: Mapping[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False)
+
+
+def discovery_for_service(service: Any) -> Iterator[Discovery]:
+    """Discovery for a running `thermostat.service.Service` (duck-typed: config, rooms, heaters)."""
+    cfg = service.config
+    t = Topics(cfg.mqtt.base_topic, cfg.mqtt.discovery_prefix)
+    currency = cfg.tariff.currency if getattr(cfg, "tariff", None) is not None else None
+    rooms: list[RoomInfo] = []
+    heaters: list[HeaterInfo] = []
+    for room_id, runtime in service.rooms.items():
+        rcfg = runtime.cfg
+        presets = tuple(getattr(runtime.schedule, "presets", {}) or ())
+        rooms.append(RoomInfo(room_id, rcfg.name or room_id, float(rcfg.limits.min_c), float(rcfg.limits.max_c),
+                              presets, currency))
+    for hid, h in service.heaters.items():
+        spec = h.spec if h.spec is not None else MODELS.get(h.cfg.model)
+        levels = tuple(h.cfg.levels) if h.cfg.levels else (spec.level_names if spec is not None else ())
+        has_plug = getattr(h.cfg, "plug", None) is not None
+        heaters.append(
+            HeaterInfo(
+                id=hid,
+                name=h.cfg.name or hid,
+                room=h.room_id,
+                model=spec.key if spec is not None else "auto",
+                levels=tuple(levels),
+                has_standby=(spec.has_standby if spec is not None else True) or has_plug,
+                inlet_sensor=spec.inlet_sensor if spec is not None else True,
+                host=h.cfg.host,
+            )
+        )
+    yield from discovery_payloads(t, rooms, heaters)
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetTarget:
+    temp: float
+
+
+@dataclass(frozen=True)
+class SetMode:
+    mode: Literal["off", "heat"]
+
+
+@dataclass(frozen=True)
+class SetPreset:
+    preset: str | None  # None: back to the schedule ("none")
+
+
+@dataclass(frozen=True)
+class SetOverride:
+    """``temp`` None cancels the override. ``until`` None with a temp means until the next schedule block."""
+
+    temp: float | None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SetLevel:
+    level: str  # "auto", "standby" or a ladder level name
+
+
+@dataclass(frozen=True)
+class SetControlled:
+    controlled: bool
+
+
+@dataclass(frozen=True)
+class Reboot:
+    pass
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: str
+
+
+RoomCommand = SetTarget | SetMode | SetPreset | SetOverride
+HeaterCommand = SetLevel | SetControlled | Reboot
+Command = RoomCommand | HeaterCommand
+
+
+def _text(payload: bytes, limit: int = 512) -> str:
+    if len(payload) > limit:
+        raise BadReading(f"payload too long ({len(payload)} bytes)")
+    try:
+        return payload.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise BadReading("payload is not UTF-8") from exc
+
+
+def _temperature(value: float, min_temp: float, max_temp: float) -> float | Rejected:
+    if not math.isfinite(value):
+        return Rejected("temperature must be a finite number")
+    if not min_temp - STEP_TOLERANCE <= value <= max_temp + STEP_TOLERANCE:
+        return Rejected(f"{value:g} °C is outside {min_temp:g}..{max_temp:g} °C")
+    steps = value / TEMP_STEP
+    if abs(steps - round(steps)) * TEMP_STEP > STEP_TOLERANCE:
+        return Rejected(f"{value:g} °C is not a multiple of {TEMP_STEP:g} °C")
+    snapped = round(steps) * TEMP_STEP
+    return min(max(snapped, min_temp), max_temp)
+
+
+def _parse_override(payload: bytes, min_temp: float, max_temp: float, now: datetime | None) -> SetOverride | Rejected:
+    text = _text(payload)
+    if text.lower() in ("cancel", '"cancel"'):
+        return SetOverride(None)
+    try:
+        doc = json.loads(text, parse_constant=lambda name: math.nan)
+    except (ValueError, RecursionError):
+        return Rejected('override must be "cancel" or JSON {"temp": 21, "until": "<ISO time>" | "next_block"}')
+    if not isinstance(doc, dict):
+        return Rejected("override must be a JSON object or \"cancel\"")
+    unknown = set(doc) - {"temp", "until"}
+    if unknown:
+        return Rejected(f"unknown override key(s): {', '.join(sorted(map(str, unknown)))}")
+    raw = doc.get("temp")
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return Rejected("override needs a numeric temp")
+    try:
+        value = float(raw)
+    except OverflowError:
+        return Rejected("override temp is too large")
+    temp = _temperature(value, min_temp, max_temp)
+    if isinstance(temp, Rejected):
+        return temp
+    until_raw = doc.get("until", NEXT_BLOCK)
+    if until_raw == NEXT_BLOCK:
+        return SetOverride(temp, None)
+    if not isinstance(until_raw, str):
+        return Rejected('until must be an ISO time with offset or "next_block"')
+    try:
+        until = datetime.fromisoformat(until_raw)
+    except ValueError:
+        return Rejected(f"until {until_raw[:40]!r} is not an ISO time")
+    if until.tzinfo is None or until.utcoffset() is None:
+        return Rejected("until needs a UTC offset, e.g. 2026-01-05T22:00:00+01:00")
+    if now is not None and until <= now:
+        return Rejected("until is in the past")
+    return SetOverride(temp, until)
+
+
+def parse_room_command(
+    what: str,
+    payload: bytes,
+    min_temp: float,
+    max_temp: float,
+    presets: Sequence[str] = (),
+    now: datetime | None = None,
+) -> RoomCommand | Rejected:
+    """A command on ``<base>/room/<room>/<what>/set``. Never raises."""
+    try:
+        if what == "target":
+            try:
+                value = parse_payload(payload, None)
+            except BadReading as exc:
+                return Rejected(f"target must be a number: {exc.reason}")
+            temp = _temperature(value, min_temp, max_temp)
+            return temp if isinstance(temp, Rejected) else SetTarget(temp)
+        if what == "mode":
+            text = _text(payload).lower()
+            if text == "off":
+                return SetMode("off")
+            if text == "heat":
+                return SetMode("heat")
+            return Rejected(f"mode must be off or heat, got {text[:40]!r}")
+        if what == "preset":
+            text = _text(payload)
+            if text.lower() == "none":
+                return SetPreset(None)
+            if text in presets and text != "none":
+                return SetPreset(text)
+            known = ", ".join(["none", *presets])
+            return Rejected(f"unknown preset {text[:40]!r} (known: {known})")
+        if what == "override":
+            return _parse_override(payload, min_temp, max_temp, now)
+        return Rejected(f"unknown room command {what[:40]!r}")
+    except BadReading as exc:
+        return Rejected(exc.reason)
+
+
+def parse_heater_command(
+    what: str, payload: bytes, ladder: Sequence[str], has_standby: bool = True
+) -> HeaterCommand | Rejected:
+    """A command on ``<base>/heater/<id>/<what>/set``. Never raises."""
+    try:
+        text = _text(payload)
+        if what == "level":
+            options = level_options(ladder, has_standby)
+            if text in options:
+                return SetLevel(text)
+            if text.lower() in options:
+                return SetLevel(text.lower())
+            return Rejected(f"unknown level {text[:40]!r} (options: {', '.join(options)})")
+        if what == "controlled":
+            if text.upper() == "ON":
+                return SetControlled(True)
+            if text.upper() == "OFF":
+                return SetControlled(False)
+            return Rejected(f"controlled must be ON or OFF, got {text[:40]!r}")
+        if what == "reboot":
+            if text.upper() == "PRESS":
+                return Reboot()
+            return Rejected(f"reboot needs payload PRESS, got {text[:40]!r}")
+        return Rejected(f"unknown heater command {what[:40]!r}")
+    except BadReading as exc:
+        return Rejected(exc.reason)
+
+
+def parse_command(
+    topic: str,
+    payload: bytes,
+    topics: Topics,
+    rooms: Mapping[str, RoomInfo],
+    heaters: Mapping[str, HeaterInfo],
+    now: datetime | None = None,
+) -> tuple[str | None, Command | Rejected]:
+    """A full command topic → ``(room the reply/error belongs to, command or Rejected)``. Never raises."""
+    split = topics.split_command(topic)
+    if split is None:
+        return None, Rejected(f"not a command topic: {topic[:80]!r}")
+    kind, ident, what = split
+    if kind == "room":
+        room = rooms.get(ident)
+        if room is None:
+            return None, Rejected(f"unknown room {ident!r}")
+        return room.id, parse_room_command(what, payload, room.min_temp, room.max_temp, room.presets, now)
+    heater = heaters.get(ident)
+    if heater is None:
+        return None, Rejected(f"unknown heater {ident!r}")
+    return heater.room, parse_heater_command(what, payload, heater.levels, heater.has_standby)
