@@ -72,3 +72,30 @@ class VirtualClock:
             for _ in range(20):  # let woken tasks run until they block again
                 await asyncio.sleep(0)
         self._t = max(self._t, t)
+
+
+class ScaledClock:
+    """Real time running `speed` times faster: the demo runs the real service on this clock so an hour of
+    heating takes a minute. Sleeps are divided by `speed`; now() and monotonic() are multiplied."""
+
+    def __init__(self, speed: float, start: datetime | None = None) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.speed = speed
+        self._real0 = time.monotonic()
+        self._start = start or datetime.now(UTC)
+
+    def elapsed(self) -> float:
+        return (time.monotonic() - self._real0) * self.speed
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=self.elapsed())
+
+    def epoch(self) -> float:
+        return self.now().timestamp()
+
+    def monotonic(self) -> float:
+        return self.elapsed()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)

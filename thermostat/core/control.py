@@ -200,6 +200,10 @@ class PidController:
     def last_output(self) -> float:
         return self._last_output
 
+    def restore_integral(self, value_w: float) -> None:
+        """Resume after a restart with a saved integral term (clamped to the output limits)."""
+        _set_integral(self._pid, min(self.max_w, max(0.0, float(value_w))))
+
     def _feed_forward(self, target: float, outdoor: float | None) -> float:
         if self.ua_est_w_per_k <= 0 or outdoor is None:
             return 0.0

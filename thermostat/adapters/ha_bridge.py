@@ -1,0 +1,85 @@
+"""What the service publishes and accepts over MQTT, in terms of its runtime objects.
+
+The topic layout and the discovery payloads live in `thermostat.adapters.ha` (pure builders); this module
+maps the service's rooms and heaters onto them, and turns parsed commands into service-level changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from thermostat.core.heater import HeaterState
+
+if TYPE_CHECKING:
+    from thermostat.service import HeaterRuntime, RoomRuntime, Service
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def room_state_messages(service: Service, room: RoomRuntime) -> Iterator[tuple[str, str]]:
+    base = f"{service.base}/room/{room.id}"
+    target = room.target
+    measured = room.filter.last_value
+    decision = room.decision
+    if room.state.mode == "off":
+        action = "off"
+    elif decision is not None and decision.heating:
+        action = "heating"
+    else:
+        action = "idle"
+    yield f"{base}/current_temp", _num(measured)
+    yield f"{base}/target", _num(target.temp if target else None, 1)
+    yield f"{base}/mode", room.state.mode
+    yield f"{base}/action", action
+    yield f"{base}/preset", room.state.preset or "none"
+    yield f"{base}/energy", _num(room.energy_kwh, 3)
+    tariff = service.config.tariff
+    if tariff is not None:
+        yield f"{base}/cost", _num(room.energy_kwh * tariff.price_per_kwh, 2)
+    yield f"{base}/demand", _num(decision.demand_w if decision else None, 0)
+    yield f"{base}/reason", decision.reason if decision else ""
+    yield f"{base}/state", _room_json(room)
+
+
+def _room_json(room: RoomRuntime) -> str:
+    import json
+
+    target = room.target
+    return json.dumps({
+        "current_temp": room.filter.last_value,
+        "target": target.temp if target else None,
+        "target_reason": target.reason if target else None,
+        "next_change": target.next_change.isoformat() if target and target.next_change else None,
+        "mode": room.state.mode,
+        "preset": room.state.preset,
+        "demand_w": room.decision.demand_w if room.decision else None,
+        "reason": room.decision.reason if room.decision else None,
+        "energy_kwh": round(room.energy_kwh, 4),
+        "rejected_readings": dict(room.filter.counters()) if hasattr(room.filter, "counters") else {},
+    }, default=str)
+
+
+def heater_state_messages(service: Service, h: HeaterRuntime) -> Iterator[tuple[str, str]]:
+    base = f"{service.base}/heater/{h.id}"
+    machine = h.machine
+    snap = machine.last_snapshot if machine is not None else None
+    yield f"{base}/power", _num(snap.power_w if snap else None, 0)
+    yield f"{base}/hashrate", _num(snap.hashrate_ths if snap else None, 2)
+    yield f"{base}/chip_temp", _num(snap.chip_temp_max_c if snap else None, 1)
+    yield f"{base}/inlet_temp", _num(snap.inlet_temp_c if snap else None, 1)
+    yield f"{base}/outlet_temp", _num(snap.outlet_temp_c if snap else None, 1)
+    yield f"{base}/fan", _num(float(snap.fan_pct) if snap and snap.fan_pct is not None else None, 0)
+    yield f"{base}/state", machine.state.value if machine is not None else HeaterState.UNKNOWN.value
+    level = "auto" if h.controlled else h.manual_level or "standby"
+    yield f"{base}/level", level
+    yield f"{base}/current_level", (machine.confirmed_level or "standby") if machine is not None else "unknown"
+    yield f"{base}/controlled", "ON" if h.controlled else "OFF"
+
+
+def discovery_messages(service: Service) -> Iterator[tuple[str, dict[str, Any]]]:
+    from thermostat.adapters import ha
+
+    yield from ha.discovery_for_service(service)

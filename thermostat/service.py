@@ -1,0 +1,650 @@
+"""The household service: configuration → MQTT, miners and SQLite around the pure core.
+
+Tasks (asyncio):
+- the MQTT link (reconnects by itself; sensor readings and commands come in through `_on_message`);
+- one task per heater: step its `HeaterMachine`, carry out the commands over TCP, feed back outcomes;
+- the control loop: every `control_interval_s` and on every accepted reading, `RoomControl.tick` per room;
+- a wall-clock scheduler (APScheduler) that wakes the control loop at schedule boundaries and prunes history.
+
+Shutdown (SIGTERM/SIGINT): the configured exit action (default: every heater to standby, as a safety
+action) within `exit_timeout_s`, then `offline` is published and the broker connection closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from thermostat.adapters import ha_bridge
+from thermostat.adapters.mqtt import Message, MqttLink
+from thermostat.adapters.store import HeaterState as StoredHeater
+from thermostat.adapters.store import RoomState, Store
+from thermostat.adapters.wallclock import BlockScheduler
+from thermostat.clock import Clock, RealClock
+from thermostat.config import Config, HeaterConfig, RoomConfig
+from thermostat.core.actions import Command, CommandKind, Outcome, OutcomeKind
+from thermostat.core.allocate import Allocator
+from thermostat.core.control import make_controller
+from thermostat.core.engine import RoomControl, RoomDecision
+from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState, TransitionEvent
+from thermostat.core.schedule import Away, Override, Schedule, Target, effective_target, target_at
+from thermostat.core.sensor import Accepted, BadReading, SensorFilter, parse_payload
+from thermostat.miners.avalon import parse_version
+from thermostat.miners.client import MinerClient
+from thermostat.miners.errors import MinerError
+from thermostat.miners.models import MODELS, ModelSpec
+
+log = logging.getLogger("thermostat.service")
+
+
+@dataclass
+class ServiceTimings:
+    control_interval_s: float = 30.0  # control tick when no reading arrives
+    heater_idle_s: float = 1.0  # longest a heater task sleeps between looks at its machine
+    exit_timeout_s: float = 20.0  # real seconds allowed for the exit action at shutdown
+    probe_backoff_max_s: float = 300.0  # model: auto — retry `version` up to this interval
+    history_every_s: float = 60.0  # history row per room/heater at most this often
+    publish_every_s: float = 10.0  # heater telemetry publish period
+
+
+@dataclass
+class HeaterRuntime:
+    id: str
+    cfg: HeaterConfig
+    room_id: str
+    client: MinerClient
+    spec: ModelSpec | None = None
+    machine: HeaterMachine | None = None
+    controlled: bool = True
+    manual_level: str | None = None  # used when not controlled: None = standby
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    commands_sent: int = 0
+    command_errors: int = 0
+    last_publish: float = -1e9
+    last_history: float = -1e9
+
+    def usable_levels_w(self) -> dict[str, float]:
+        assert self.spec is not None
+        names = list(self.cfg.levels) if self.cfg.levels else list(self.spec.level_names)
+        return {n: float(self.cfg.levels_w.get(n, self.spec.level(n).wall_w)) for n in names}
+
+
+@dataclass
+class RoomRuntime:
+    id: str
+    cfg: RoomConfig
+    schedule: Schedule
+    filter: SensorFilter
+    control: RoomControl
+    heaters: list[HeaterRuntime]
+    state: RoomState
+    target: Target | None = None
+    decision: RoomDecision | None = None
+    energy_kwh: float = 0.0
+    last_energy_t: float | None = None
+    last_history: float = -1e9
+    readings: int = 0
+
+
+class Service:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        timings: ServiceTimings | None = None,
+        heater_settings: Callable[[HeaterConfig], HeaterSettings] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or RealClock()
+        self.timings = timings or ServiceTimings()
+        self._heater_settings = heater_settings or default_heater_settings
+        self.store = Store(config.state.path)
+        base = config.mqtt.base_topic
+        self.base = base
+        password = config.mqtt.read_password()
+        self.link = MqttLink(
+            config.mqtt.host,
+            config.mqtt.port,
+            username=config.mqtt.username,
+            password=password.get_secret_value() if password is not None else None,
+            tls=config.mqtt.tls,
+            client_id=config.mqtt.client_id,
+            keepalive=config.mqtt.keepalive,
+            availability_topic=f"{base}/status",
+        )
+        self.heaters: dict[str, HeaterRuntime] = {}
+        self.rooms: dict[str, RoomRuntime] = {}
+        self._tick = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._heater_tasks: dict[str, asyncio.Task[Any]] = {}
+        self.events: list[TransitionEvent] = []  # recent transitions (bounded), for tests and status
+        self.counters: dict[str, int] = {"readings": 0, "readings_rejected": 0, "commands_rejected": 0}
+        self._scheduler: BlockScheduler | None = None
+        self._started_at = self.clock.monotonic()
+        self.exit_action = config.safety.on_exit  # "standby" | "leave"; a reload sets "leave"
+        self._build()
+
+    # ------------------------------------------------------------------ construction
+
+    def _build(self) -> None:
+        cfg = self.config
+        for room_id, rcfg in cfg.rooms.items():
+            for hid in rcfg.heaters:
+                hcfg = cfg.heaters[hid]
+                form = "text" if hcfg.protocol == "text" else "json"
+                self.heaters[hid] = HeaterRuntime(hid, hcfg, room_id, MinerClient(hcfg.host, hcfg.port, form=form))
+                stored = self.store.get_heater_state(hid)
+                self.heaters[hid].controlled = stored.controlled
+                self.heaters[hid].manual_level = stored.manual_level
+                if hcfg.model != "auto":
+                    self._make_machine(self.heaters[hid], MODELS[hcfg.model])
+            max_w = 0.0
+            for hid in rcfg.heaters:
+                h = self.heaters[hid]
+                spec = h.spec or MODELS["mini3"]  # placeholder capacity until `auto` is probed
+                h_spec = h.spec or spec
+                names = list(h.cfg.levels) if h.cfg.levels else list(h_spec.level_names)
+                max_w += max(float(h.cfg.levels_w.get(n, h_spec.level(n).wall_w)) for n in names)
+            control = RoomControl(
+                room_id=room_id,
+                controller=_controller_for(rcfg, max_w),
+                allocator=Allocator(),
+                min_c=rcfg.limits.min_c,
+                max_c=rcfg.limits.max_c,
+                on_sensor_loss=cfg.safety.on_sensor_loss,
+                plugs=frozenset(hid for hid in rcfg.heaters if cfg.heaters[hid].plug is not None),
+            )
+            self.rooms[room_id] = RoomRuntime(
+                id=room_id,
+                cfg=rcfg,
+                schedule=cfg.schedule_for(room_id),
+                filter=SensorFilter(stale_after_s=rcfg.sensor.stale_after),
+                control=control,
+                heaters=[self.heaters[hid] for hid in rcfg.heaters],
+                state=self.store.get_room_state(room_id),
+                energy_kwh=self.store.energy(room_id),
+            )
+            self._restore_learned(self.rooms[room_id])
+        self._refresh_levels_w()
+
+    def _restore_learned(self, room: RoomRuntime) -> None:
+        """A PID integral saved within the last hour is the best start after a restart (no re-learning)."""
+        saved = self.store.get_learned(f"pid_integral:{room.id}")
+        restore = getattr(room.control.controller, "restore_integral", None)
+        if saved is None or restore is None:
+            return
+        value, ts = saved
+        if self.clock.now().timestamp() - ts < 3600 and isinstance(value, int | float):
+            restore(float(value))
+            log.info("room %s: PID integral %.0f W restored", room.id, value)
+
+    def _refresh_levels_w(self) -> None:
+        for room in self.rooms.values():
+            room.control.levels_w = {h.id: h.usable_levels_w() for h in room.heaters if h.spec is not None}
+
+    def _make_machine(self, h: HeaterRuntime, spec: ModelSpec) -> None:
+        h.spec = spec
+        now = self.clock.monotonic()
+        h.machine = HeaterMachine(h.id, spec, self._heater_settings(h.cfg), now=now, has_plug=h.cfg.plug is not None)
+        stored = self.store.get_heater_state(h.id)
+        # Resume what was wanted before a restart, so reconciliation converges on it without extra commands.
+        if stored.wanted_level is not None:
+            level = None if stored.wanted_level == "standby" else stored.wanted_level
+            if level is None or level in spec.level_names:
+                h.machine.want(level, now, reason="resumed after restart")
+        restore = getattr(h.machine, "restore_wear", None)
+        if restore is not None:
+            wall = self.clock.now().timestamp()
+            restore(now, [now - (wall - w) for w in stored.wakes],
+                    None if stored.last_onoff_change is None else now - (wall - stored.last_onoff_change))
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set, then carry out the exit action and close."""
+        for room in self.rooms.values():
+            self.link.subscribe(room.cfg.sensor.topic)
+        self.link.subscribe(f"{self.base}/room/+/+/set")
+        self.link.subscribe(f"{self.base}/heater/+/+/set")
+        self.link.subscribe(f"{self.config.mqtt.discovery_prefix}/status")
+        self._tasks = [
+            asyncio.create_task(self.link.run(self._on_message, self._on_connect), name="mqtt"),
+            asyncio.create_task(self._control_loop(), name="control"),
+        ]
+        for hid in self.heaters:
+            self._heater_tasks[hid] = asyncio.create_task(self._heater_loop(self.heaters[hid]), name=f"heater-{hid}")
+        self._start_scheduler()
+        log.info("thermostat running: %d rooms, %d heaters", len(self.rooms), len(self.heaters))
+        try:
+            await stop.wait()
+        finally:
+            await self.shutdown()
+
+    def _start_scheduler(self) -> None:
+        try:
+            self._scheduler = BlockScheduler(
+                lambda: [r.schedule for r in self.rooms.values()],
+                self._on_boundary,
+                self._housekeeping,
+            )
+            self._scheduler.start()
+        except Exception:  # the control loop re-evaluates every tick anyway; a scheduler problem is not fatal
+            log.exception("wall-clock scheduler not started")
+            self._scheduler = None
+
+    async def _on_boundary(self) -> None:
+        self._tick.set()
+
+    async def _housekeeping(self) -> None:
+        days = self.config.state.history_days
+        removed = self.store.prune(time.time() - days * 86400)
+        log.info("housekeeping: pruned %d history rows older than %d days", removed, days)
+
+    async def shutdown(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._scheduler is not None:
+            self._scheduler.shutdown()
+        # Fix by the demo engineer (issue 8): stop the control loop BEFORE the exit action. Otherwise its next
+        # tick (every control interval, and on every accepted reading) re-wants heat and overrides the safety
+        # standby; `thermostat demo` caught heaters waking again during shutdown and ending in RUNNING.
+        for task in self._tasks[1:]:
+            task.cancel()
+        if self.exit_action == "standby":
+            await self._exit_to_standby()
+        for task in [*self._heater_tasks.values(), *self._tasks[1:]]:
+            task.cancel()
+        await asyncio.gather(*self._heater_tasks.values(), *self._tasks[1:], return_exceptions=True)
+        self._publish_all_rooms()
+        await self.link.close(timeout=5.0)
+        await asyncio.gather(self._tasks[0], return_exceptions=True)
+        self.store.close()
+        log.info("thermostat stopped")
+
+    async def _exit_to_standby(self) -> None:
+        now = self.clock.monotonic()
+        for h in self.heaters.values():
+            if h.machine is not None:
+                h.machine.want(None, now, reason="service stopping", safety=True)
+                h.wake.set()
+        deadline = time.monotonic() + self.timings.exit_timeout_s
+        while time.monotonic() < deadline:
+            if all(_settled_off(h.machine) for h in self.heaters.values()):
+                log.info("exit: every heater is in standby")
+                return
+            await asyncio.sleep(0.05)
+        log.warning("exit: not every heater confirmed standby within %.0f s", self.timings.exit_timeout_s)
+
+    # ------------------------------------------------------------------ heaters
+
+    async def _heater_loop(self, h: HeaterRuntime) -> None:
+        backoff = 5.0
+        while h.machine is None:
+            try:
+                info = parse_version(await h.client.request(_version_request()))
+            except MinerError as exc:
+                log.warning("heater %s: model probe failed (%s); retrying in %.0f s", h.id, exc, backoff)
+            else:
+                if info.spec is not None:
+                    log.info("heater %s: detected %s (firmware %s)", h.id, info.spec.display, info.firmware)
+                    self._make_machine(h, info.spec)
+                    self._refresh_levels_w()
+                    break
+                log.error("heater %s: unknown model %r at %s; not used", h.id, info.model, h.cfg.host)
+            await self._wait(h.wake, backoff)
+            backoff = min(backoff * 2, self.timings.probe_backoff_max_s)
+        machine = h.machine
+        assert machine is not None and h.spec is not None
+        while True:
+            now = self.clock.monotonic()
+            commands = machine.step(now)
+            for command in commands:
+                outcome = await self._execute(h, command)
+                machine.on_outcome(command, outcome, self.clock.monotonic())
+            self._after_heater_step(h)
+            if not commands:
+                h.wake.clear()
+                delay = min(self.timings.heater_idle_s, max(0.0, machine.next_due(self.clock.monotonic()) - now))
+                await self._wait(h.wake, max(delay, 0.02))
+
+    async def _execute(self, h: HeaterRuntime, command: Command) -> Outcome:
+        assert h.spec is not None
+        if command.kind in (CommandKind.PLUG_ON, CommandKind.PLUG_OFF):
+            plug = h.cfg.plug
+            if plug is None:
+                return Outcome(OutcomeKind.REFUSED, "no smart plug configured")
+            payload = plug.payload_on if command.kind == CommandKind.PLUG_ON else plug.payload_off
+            self.link.publish_nowait(plug.command_topic, payload, qos=1)
+            return Outcome(OutcomeKind.OK, f"plug {payload}")
+        if command.kind != CommandKind.POLL:
+            h.commands_sent += 1
+            log.info("heater %s: %s%s", h.id, command.kind.value, f" {command.level}" if command.level else "")
+        try:
+            outcome = await h.client.execute(command, h.spec)
+        except MinerError as exc:  # invalid value / unsupported: never sent
+            log.error("heater %s: %s not sent: %s", h.id, command.kind.value, exc)
+            outcome = Outcome(OutcomeKind.REFUSED, str(exc))
+        if not outcome.ok and command.kind != CommandKind.POLL:
+            h.command_errors += 1
+        return outcome
+
+    def _after_heater_step(self, h: HeaterRuntime) -> None:
+        machine = h.machine
+        assert machine is not None
+        events = machine.drain_events()
+        for ev in events:
+            log.info("heater %s: %s -> %s (%s)", ev.heater, ev.from_state.value, ev.to_state.value, ev.reason)
+            self.events.append(ev)
+            self.link.publish_nowait(
+                f"{self.base}/heater/{h.id}/event",
+                json.dumps({"time": self.clock.now().isoformat(), "from": ev.from_state.value,
+                            "to": ev.to_state.value, "reason": ev.reason}),
+            )
+        if len(self.events) > 1000:
+            del self.events[:-500]
+        if events:
+            self._persist_heater(h, events)
+        now = self.clock.monotonic()
+        if events or now - h.last_publish >= self.timings.publish_every_s:
+            h.last_publish = now
+            self._publish_heater(h)
+
+    def _persist_heater(self, h: HeaterRuntime, events: list[TransitionEvent]) -> None:
+        machine = h.machine
+        assert machine is not None
+        old = self.store.get_heater_state(h.id)
+        wall = self.clock.now().timestamp()
+        mono = self.clock.monotonic()
+        wakes = list(old.wakes)
+        last_change = old.last_onoff_change
+        for ev in events:
+            if ev.from_state == HeaterState.STANDBY and ev.to_state == HeaterState.WAKING:
+                wakes.append(wall - (mono - ev.time))
+            if ev.to_state in (HeaterState.RUNNING, HeaterState.STANDBY) and ev.from_state != ev.to_state:
+                last_change = wall - (mono - ev.time)
+        wakes = [w for w in wakes if w > wall - 3 * 3600]
+        wanted = machine.wanted_level
+        self.store.put_heater_state(
+            h.id,
+            StoredHeater(
+                wanted_level=wanted if wanted is not None else "standby",
+                confirmed_level=machine.confirmed_level,
+                controlled=h.controlled,
+                manual_level=h.manual_level,
+                wakes=tuple(wakes),
+                last_onoff_change=last_change,
+            ),
+            wall,
+        )
+
+    # ------------------------------------------------------------------ control
+
+    async def _control_loop(self) -> None:
+        while True:
+            self._tick.clear()
+            try:
+                self.tick()
+            except Exception:  # a bug in one tick must not stop heating control for good
+                log.exception("control tick failed")
+            await self._wait(self._tick, self.timings.control_interval_s)
+
+    def tick(self) -> None:
+        for room in self.rooms.values():
+            self._tick_room(room)
+
+    def _tick_room(self, room: RoomRuntime) -> None:
+        now = self.clock.monotonic()
+        wall = self.clock.now()
+        target = self._target(room, wall)
+        room.target = target
+        temp = min(max(target.temp, room.cfg.limits.min_c), room.cfg.limits.max_c)
+        measured = room.filter.last_value
+        sensor_ok = measured is not None and not room.filter.is_stale(now)
+        if measured is None and now - self._started_at < room.cfg.sensor.stale_after:
+            # Just started and no reading yet: hold what was resumed from the store rather than call the
+            # sensor lost (a restart must not switch heaters off). After `stale_after` the safety rule applies.
+            self._publish_room(room)
+            return
+        controlled = [h.machine for h in room.heaters if h.machine is not None and h.controlled]
+        room.decision = room.control.tick(
+            now, measured=measured, sensor_ok=sensor_ok, target=temp, mode=room.state.mode, machines=controlled
+        )
+        for h in room.heaters:
+            if h.machine is None:
+                continue
+            if not h.controlled:
+                over = measured is not None and measured > room.cfg.limits.max_c
+                level = None if over else h.manual_level
+                h.machine.want(level, now, reason="manual" if not over else "room above maximum", safety=over)
+            if h.machine.wanted_level != self.store.get_heater_state(h.id).wanted_level:
+                self._persist_heater(h, [])
+            h.wake.set()
+        self._account_energy(room, now, wall)
+        self._publish_room(room)
+
+    def _target(self, room: RoomRuntime, wall: datetime) -> Target:
+        st = room.state
+        override = None
+        if st.override_temp is not None:
+            since = st.override_set_at or wall
+            until = st.override_until if st.override_until is not None else target_at(room.schedule, since).next_change
+            override = Override(temp=st.override_temp, since=since, until=until)
+        away = None
+        if st.preset is not None and st.preset in room.schedule.presets:
+            away = Away(temp=room.schedule.presets[st.preset], until=None, preset=st.preset)
+        return effective_target(room.schedule, wall, override, away)
+
+    def _account_energy(self, room: RoomRuntime, now: float, wall: datetime) -> None:
+        watts = 0.0
+        for h in room.heaters:
+            snap = h.machine.last_snapshot if h.machine is not None else None
+            if snap is not None and snap.power_w is not None:
+                watts += snap.power_w
+        if room.last_energy_t is not None and now > room.last_energy_t:
+            kwh = watts * (now - room.last_energy_t) / 3.6e6
+            if kwh > 0:
+                room.energy_kwh = self.store.add_energy(room.id, kwh, wall.timestamp())
+        room.last_energy_t = now
+        if now - room.last_history >= self.timings.history_every_s:
+            room.last_history = now
+            integral = getattr(room.control.controller, "integral_w", None)
+            if isinstance(integral, float):
+                self.store.put_learned(f"pid_integral:{room.id}", integral, wall.timestamp())
+            self.store.record_history(
+                wall.timestamp(), room=room.id, reading=room.filter.last_value,
+                target=room.target.temp if room.target else None, watts=watts,
+            )
+
+    # ------------------------------------------------------------------ MQTT in
+
+    async def _on_connect(self) -> None:
+        self._publish_discovery()
+        self._publish_all_rooms()
+
+    async def _on_message(self, msg: Message) -> None:
+        try:
+            self._dispatch(msg)
+        except Exception:  # garbage must never take the service down
+            log.exception("message on %s could not be handled", msg.topic)
+
+    def _dispatch(self, msg: Message) -> None:
+        for room in self.rooms.values():
+            if msg.topic == room.cfg.sensor.topic:
+                self._on_reading(room, msg.payload)
+                return
+        if msg.topic == f"{self.config.mqtt.discovery_prefix}/status":
+            if msg.payload.strip().lower() == b"online":
+                self._publish_discovery()
+                self._publish_all_rooms()
+            return
+        parts = msg.topic.split("/")
+        base_parts = self.base.split("/")
+        if parts[: len(base_parts)] != base_parts or len(parts) != len(base_parts) + 4 or parts[-1] != "set":
+            return
+        kind, ident, what = parts[len(base_parts)], parts[len(base_parts) + 1], parts[len(base_parts) + 2]
+        self._on_command(kind, ident, what, msg.payload)
+
+    def _on_reading(self, room: RoomRuntime, payload: bytes) -> None:
+        now = self.clock.monotonic()
+        try:
+            value = parse_payload(payload, room.cfg.sensor.json_key) + room.cfg.sensor.offset
+        except BadReading as exc:
+            self.counters["readings_rejected"] += 1
+            log.warning("room %s: reading rejected: %s", room.id, exc)
+            return
+        result = room.filter.offer(now, value)
+        if isinstance(result, Accepted):
+            self.counters["readings"] += 1
+            room.readings += 1
+            self._tick.set()
+        else:
+            self.counters["readings_rejected"] += 1
+            log.warning("room %s: reading %.2f rejected: %s %s", room.id, value, result.reason, result.detail)
+
+    def _on_command(self, kind: str, ident: str, what: str, payload: bytes) -> None:
+        from thermostat.adapters import ha  # local import: the command vocabulary lives with discovery
+
+        if kind == "room" and ident in self.rooms:
+            room = self.rooms[ident]
+            cmd = ha.parse_room_command(what, payload, room.cfg.limits.min_c, room.cfg.limits.max_c,
+                                        tuple(room.schedule.presets))
+            if isinstance(cmd, ha.Rejected):
+                return self._reject(f"{self.base}/room/{ident}/error", f"{what}: {cmd.reason}")
+            self._apply_room_command(room, cmd)
+        elif kind == "heater" and ident in self.heaters:
+            h = self.heaters[ident]
+            ladder = h.spec.level_names if h.spec is not None else ()
+            has_standby = h.spec.has_standby if h.spec is not None else True
+            hcmd = ha.parse_heater_command(what, payload, ladder, has_standby or h.cfg.plug is not None)
+            if isinstance(hcmd, ha.Rejected):
+                return self._reject(f"{self.base}/heater/{ident}/error", f"{what}: {hcmd.reason}")
+            self._apply_heater_command(h, hcmd)
+        else:
+            self.counters["commands_rejected"] += 1
+            log.warning("command for unknown %s %r ignored", kind, ident)
+
+    def _reject(self, topic: str, reason: str) -> None:
+        self.counters["commands_rejected"] += 1
+        log.warning("command rejected: %s", reason)
+        self.link.publish_nowait(topic, reason)
+
+    def _apply_room_command(self, room: RoomRuntime, cmd: Any) -> None:
+        from thermostat.adapters import ha
+
+        wall = self.clock.now()
+        st = room.state
+        if isinstance(cmd, ha.SetMode):
+            st = _replace(st, mode=cmd.mode)
+        elif isinstance(cmd, ha.SetTarget):
+            st = _replace(st, override_temp=cmd.temp, override_until=None, override_set_at=wall, preset=None)
+        elif isinstance(cmd, ha.SetPreset):
+            st = _replace(st, preset=cmd.preset, override_temp=None, override_until=None, override_set_at=None)
+        elif isinstance(cmd, ha.SetOverride):
+            if cmd.temp is None:
+                st = _replace(st, override_temp=None, override_until=None, override_set_at=None)
+            else:
+                st = _replace(st, override_temp=cmd.temp, override_until=cmd.until, override_set_at=wall)
+        room.state = st
+        self.store.put_room_state(room.id, st, wall.timestamp())
+        log.info("room %s: %s", room.id, cmd)
+        self._tick.set()
+
+    def _apply_heater_command(self, h: HeaterRuntime, cmd: Any) -> None:
+        from thermostat.adapters import ha
+
+        if isinstance(cmd, ha.SetControlled):
+            h.controlled = cmd.controlled
+        elif isinstance(cmd, ha.SetLevel):
+            if cmd.level == "auto":
+                h.controlled, h.manual_level = True, None
+            else:
+                h.controlled = False
+                h.manual_level = None if cmd.level == "standby" else cmd.level
+        elif isinstance(cmd, ha.Reboot) and h.spec is not None:
+            # Carried out beside the machine; it notices the restart (uptime resets) and reconciles.
+            task = asyncio.create_task(self._reboot(h))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        self._persist_heater(h, [])
+        log.info("heater %s: %s", h.id, cmd)
+        self._tick.set()
+
+    async def _reboot(self, h: HeaterRuntime) -> None:
+        assert h.spec is not None
+        outcome = await self._execute(h, Command(h.id, CommandKind.REBOOT))
+        log.info("heater %s: reboot %s %s", h.id, outcome.kind.value, outcome.message)
+
+    # ------------------------------------------------------------------ MQTT out
+
+    def _publish_discovery(self) -> None:
+        for topic, payload in ha_bridge.discovery_messages(self):
+            self.link.publish_nowait(topic, json.dumps(payload), retain=True)
+
+    def _publish_all_rooms(self) -> None:
+        for room in self.rooms.values():
+            self._publish_room(room)
+
+    def _publish_room(self, room: RoomRuntime) -> None:
+        for topic, value in ha_bridge.room_state_messages(self, room):
+            self.link.publish_nowait(topic, value, retain=True)
+
+    def _publish_heater(self, h: HeaterRuntime) -> None:
+        for topic, value in ha_bridge.heater_state_messages(self, h):
+            self.link.publish_nowait(topic, value, retain=True)
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _wait(self, event: asyncio.Event, seconds: float) -> None:
+        """Wait for `event` or `seconds` of this service's clock, whichever comes first."""
+        if event.is_set():
+            return
+        waiter = asyncio.ensure_future(event.wait())
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        try:
+            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waiter, sleeper):
+                task.cancel()
+
+
+def default_heater_settings(cfg: HeaterConfig) -> HeaterSettings:
+    fan = -1 if cfg.fan == "auto" else int(cfg.fan)
+    return HeaterSettings(
+        min_on_s=cfg.min_on, min_off_s=cfg.min_off, max_wakes_per_hour=cfg.max_wakes_per_hour, fan_pct=fan
+    )
+
+
+def _controller_for(rcfg: RoomConfig, max_w: float) -> Any:
+    ctl = rcfg.control
+    if ctl.mode == "hysteresis":
+        return make_controller("hysteresis", max_w=max_w, cold_tol=ctl.cold_tolerance, hot_tol=ctl.hot_tolerance)
+    gains = {k: v for k, v in (("kp", ctl.kp), ("ki", ctl.ki), ("kd", ctl.kd)) if v is not None}
+    return make_controller("pid", max_w=max_w, **gains)
+
+
+def _settled_off(machine: HeaterMachine | None) -> bool:
+    if machine is None:
+        return True
+    return machine.state in (HeaterState.STANDBY, HeaterState.FAULT) and machine.in_flight is None
+
+
+def _replace(state: RoomState, **changes: Any) -> RoomState:
+    from dataclasses import replace
+
+    return replace(state, **changes)
+
+
+def _version_request() -> Any:
+    from thermostat.miners.avalon import Request
+
+    return Request("version")
