@@ -1,0 +1,486 @@
+"""The bench: scenarios × controllers in virtual time, through the same core as the service.
+
+Per run: a simulated room (two nodes, outdoor profile, gains, window events) with a lagging, noisy,
+quantised sensor; simulated miners (`SimMiner`, boot and calibration delays, real reply bytes); one
+`HeaterMachine` per miner driven by `execute_sync` over the real wire protocol (no sockets); the sensor
+filter, the schedule and `RoomControl` (safety rules, controller, allocator). Between room steps the heater
+machines run event by event (`next_due`), so a poll at 15 s and a soft on 5 s ahead happen on time.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import cast
+
+from thermostat.core.actions import Command
+from thermostat.core.allocate import Allocator, SimpleAllocator
+from thermostat.core.control import make_controller
+from thermostat.core.engine import RoomControl
+from thermostat.core.heater import HeaterMachine, HeaterSettings
+from thermostat.core.kpi import Kpi
+from thermostat.core.preheat import Preheat
+from thermostat.core.schedule import Schedule, Target, target_at
+from thermostat.core.sensor import SensorFilter
+from thermostat.miners.avalon import Request, encode_json, execute_sync
+from thermostat.miners.errors import Unreachable
+from thermostat.sim.miner import SimMiner
+from thermostat.sim.scenario import Scenario
+
+CONTROLLERS = ("pid", "hysteresis", "bang-bang", "tpi")
+BASELINES = ("bang-bang", "tpi")  # switch-style products: one heater at its top level when on, no pre-heat
+
+# The bench polls settled heaters once a minute (the service: every 15 s). Transitions still poll fast.
+BENCH_HEATER_SETTINGS = HeaterSettings(poll_interval_s=60.0)
+
+
+@dataclass
+class Trace:
+    t_h: list[float] = field(default_factory=list)
+    air_c: list[float] = field(default_factory=list)
+    target_c: list[float] = field(default_factory=list)
+    setpoint_c: list[float] = field(default_factory=list)  # what the controller regulated to (pre-heat, stop)
+    outdoor_c: list[float] = field(default_factory=list)
+    power_w: list[float] = field(default_factory=list)
+    levels: dict[str, list[int]] = field(default_factory=dict)  # heater -> ladder index + 1 (0 = standby)
+
+
+@dataclass
+class BenchResult:
+    scenario: str
+    controller: str
+    discomfort_kh: float
+    energy_kwh: float
+    energy_floor_kwh: float
+    wakes: int
+    level_changes: int
+    max_overshoot_k: float
+    rms_error_k: float
+    sim_hours: float
+    wall_s: float
+    trace: Trace | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "trace"}
+
+
+class _SimTime:
+    """Virtual epoch seconds shared by the simulated miners of one run."""
+
+    def __init__(self, epoch0: float) -> None:
+        self.epoch0 = epoch0
+        self.t = 0.0
+
+    def epoch(self) -> float:
+        return self.epoch0 + self.t
+
+
+def _sender(miner: SimMiner, reachable: Callable[[], bool]) -> Callable[[Request], bytes | None]:
+    def send(request: Request) -> bytes | None:
+        if not reachable():
+            raise Unreachable(f"{miner.spec.display} unreachable (scenario event)")
+        return miner.handle(encode_json(request))
+
+    return send
+
+
+def _schedule(scenario: Scenario) -> Schedule:
+    if scenario.schedule:
+        return Schedule.from_data(scenario.schedule, name=scenario.name)
+    return Schedule.constant(scenario.target)
+
+
+class _TargetCache:
+    """`target_at` evaluated once per schedule block (it is the same until `next_change`)."""
+
+    def __init__(self, schedule: Schedule, start_utc: datetime) -> None:
+        self.schedule = schedule
+        self.start_utc = start_utc
+        self.t0 = start_utc.timestamp()
+        self._cur: Target | None = None
+        self._until = -math.inf
+
+    def at(self, t: float) -> tuple[Target, float | None]:
+        """The target in force at run time t, and the seconds until it changes (None: never)."""
+        if self._cur is None or t >= self._until:
+            self._cur = target_at(self.schedule, _at(self.start_utc, t))
+            nc = self._cur.next_change
+            self._until = math.inf if nc is None else nc.timestamp() - self.t0
+        return self._cur, None if math.isinf(self._until) else self._until - t
+
+
+def run_one(scenario: Scenario, controller: str, *, keep_trace: bool = False) -> BenchResult:
+    """One scenario with one controller; `keep_trace` keeps 5-minute samples for the plot.
+
+    Our controllers ("pid", "hysteresis") regulate to the setpoint from `thermostat.core.preheat` (optimal
+    start before a target rise, optimal stop before a drop); the baselines regulate to the schedule's target, as
+    the products they stand for do. The KPIs always use the schedule's target."""
+    wall0 = time.perf_counter()
+    schedule = _schedule(scenario)
+    start = scenario.start if scenario.start.tzinfo else scenario.start.replace(tzinfo=schedule.tz)
+    start_utc = start.astimezone(UTC)
+    clock = _SimTime(start_utc.timestamp())
+
+    room = scenario.build_room()
+    outdoor = scenario.build_outdoor()
+    gains = scenario.build_gains()
+    sensor = scenario.build_sensor()
+    stale_after = max(900.0, scenario.sensor.max_silence_s * 1.25)
+    sensor_filter = SensorFilter(stale_after_s=stale_after)
+
+    heaters = scenario.heater_list()
+    miners: dict[str, SimMiner] = {}
+    machines: list[HeaterMachine] = []
+    senders: dict[str, Callable[[Request], bytes | None]] = {}
+    levels_w: dict[str, dict[str, float]] = {}
+    plugs: set[str] = set()
+    for index, (hid, hspec) in enumerate(heaters):
+        spec = hspec.spec
+        miner = SimMiner(spec, time_fn=clock.epoch, start_state="standby", seed=scenario.seed * 100 + index,
+                         inlet_temp_c=room.air_c)
+        miners[hid] = miner
+        senders[hid] = _sender(miner, lambda i=index: not scenario.unreachable(i, clock.t))  # type: ignore[misc]
+        machines.append(HeaterMachine(hid, spec, BENCH_HEATER_SETTINGS, now=0.0, has_plug=hspec.has_plug))
+        if hspec.levels_w:
+            levels_w[hid] = dict(hspec.levels_w)
+        if hspec.has_plug:
+            plugs.add(hid)
+
+    control = RoomControl(
+        room_id=scenario.name,
+        controller=make_controller(controller, max_w=scenario.max_w, unit_w=_unit_w(machines, levels_w)),
+        # RoomControl is typed for Allocator; SimpleAllocator has the same allocate() (duck-typed)
+        allocator=cast(Allocator, SimpleAllocator()) if controller in BASELINES else Allocator(),
+        min_c=5.0,
+        max_c=30.0,
+        levels_w=levels_w,
+        plugs=frozenset(plugs),
+    )
+    preheat = Preheat() if controller not in BASELINES else None
+    targets = _TargetCache(schedule, start_utc)
+    kpi = Kpi(twin=room.copy())
+    trace = Trace(levels={m.heater_id: [] for m in machines}) if keep_trace else None
+
+    step = scenario.step_s
+    n_steps = math.ceil(scenario.duration_s / step)
+    control_every = 60.0
+    next_control = 0.0
+    setpoint = scenario.target
+    for i in range(n_steps + 1):
+        t = i * step
+        # 1. heaters run event by event up to t
+        _drive_heaters(machines, miners, senders, clock, until=t)
+        clock.t = t
+        for miner in miners.values():
+            miner.update()
+        heat_w = sum(m.wall_w for m in miners.values())
+        out_c = outdoor.at(t)
+        gain_w = gains.at(t)
+        window = scenario.window_open(t)
+        sched, change_in = targets.at(t)
+        target = sched.temp
+
+        # 2. the sensor reports (or not) and the filter decides
+        reading = sensor.sample(t, room.air_c)
+        if reading is not None:
+            sensor_filter.offer(t, reading)
+        measured = sensor_filter.last_value
+        sensor_ok = measured is not None and not sensor_filter.is_stale(t)
+
+        # 3. control tick
+        if t >= next_control:
+            setpoint = target
+            if preheat is not None:
+                setpoint = preheat.setpoint(t, measured if sensor_ok else None, target, change_in, sched.next_temp)
+            control.tick(t, measured=measured, sensor_ok=sensor_ok, target=setpoint, mode="heat",
+                         machines=machines, outdoor=out_c)
+            next_control = t + control_every
+
+        # 4. KPIs, trace
+        kpi.add(t, room.air_c, target, heat_w, out_c, gain_w, window)
+        kpi.note_levels({m.heater_id: m.confirmed_level for m in machines})
+        if trace is not None and i % max(1, int(300 / step)) == 0:
+            trace.t_h.append(t / 3600.0)
+            trace.air_c.append(room.air_c)
+            trace.target_c.append(target)
+            trace.setpoint_c.append(setpoint)
+            trace.outdoor_c.append(out_c)
+            trace.power_w.append(heat_w)
+            for m in machines:  # the machine's verified level (reading the SimMiner here would advance it)
+                names = m.spec.level_names
+                lvl = m.confirmed_level
+                trace.levels[m.heater_id].append(names.index(lvl) + 1 if lvl in names else 0)
+
+        # 5. physics to the next step
+        if i < n_steps:
+            room.step(step, heat_w, out_c, gain_w, window)
+            for miner in miners.values():
+                miner.set_inlet_temp(room.air_c)
+
+    result = kpi.result()
+    return BenchResult(
+        scenario=scenario.name,
+        controller=controller,
+        discomfort_kh=round(result.discomfort_kh, 3),
+        energy_kwh=round(result.energy_kwh, 3),
+        energy_floor_kwh=round(result.energy_floor_kwh or 0.0, 3),
+        wakes=sum(m.wakes for m in miners.values()),
+        level_changes=result.level_changes,
+        max_overshoot_k=round(result.max_overshoot_k, 3),
+        rms_error_k=round(result.rms_error_k, 3),
+        sim_hours=round(result.duration_h, 2),
+        wall_s=round(time.perf_counter() - wall0, 3),
+        trace=trace,
+    )
+
+
+def _at(start_utc: datetime, t: float) -> datetime:
+    return datetime.fromtimestamp(start_utc.timestamp() + t, UTC)
+
+
+def _unit_w(machines: Sequence[HeaterMachine], levels_w: dict[str, dict[str, float]]) -> float:
+    """One heater's top level: what a switch-style baseline turns on."""
+    m = machines[0]
+    override = levels_w.get(m.heater_id)
+    return max(override.values()) if override else m.spec.top_level.wall_w
+
+
+def _drive_heaters(
+    machines: Sequence[HeaterMachine],
+    miners: dict[str, SimMiner],
+    senders: dict[str, Callable[[Request], bytes | None]],
+    clock: _SimTime,
+    *,
+    until: float,
+) -> None:
+    """Run every machine's due work, in time order, up to `until` (commands complete instantly).
+
+    A machine that says it is due but has nothing to send at that instant (a deferred want, say) is looked
+    at again one virtual second later, so the loop always moves forward."""
+    idle_at: dict[str, float] = {}
+
+    def due(m: HeaterMachine) -> float:
+        d = m.next_due(clock.t)
+        if d <= clock.t and idle_at.get(m.heater_id) == clock.t:
+            return clock.t + 1.0
+        return d
+
+    while True:
+        next_t = min((due(m) for m in machines), default=math.inf)
+        if next_t > until:
+            return
+        clock.t = max(clock.t, next_t)
+        for m in machines:
+            if due(m) <= clock.t and not _run_due(m, miners[m.heater_id], senders[m.heater_id], clock.t):
+                idle_at[m.heater_id] = clock.t
+
+
+def _run_due(machine: HeaterMachine, miner: SimMiner, send: Callable[[Request], bytes | None], now: float) -> bool:
+    """Step one machine at `now` until it has nothing more to send; True if it sent anything."""
+    sent = False
+    for _ in range(8):
+        commands: list[Command] = machine.step(now)
+        if not commands:
+            break
+        sent = True
+        for command in commands:
+            outcome = execute_sync(send, command, miner.spec)  # type: ignore[arg-type]
+            machine.on_outcome(command, outcome, now)
+    machine.drain_events()
+    return sent
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Many runs, the table, the goals
+
+
+STANDARD_SET = (
+    "mild_week",
+    "cold_snap",
+    "morning_setback",
+    "window_opening",
+    "sensor_dropout",
+    "two_heaters_large_room",
+    "nano3s_small_room",
+)
+
+#: Goals of issue 5 (reported, not enforced): ours = "pid", baseline = "bang-bang", summed over the scenarios.
+GOAL_DISCOMFORT_RATIO = 0.50  # pid discomfort ≤ 50 % of bang-bang's
+GOAL_WAKES_RATIO = 0.25  # pid wakes ≤ 25 % of bang-bang's
+GOAL_ENERGY_RATIO = 1.05  # pid energy ≤ 1.05 × the energy floor
+GOAL_WEEK_WALL_S = 10.0  # one simulated week ≤ 10 s of wall time
+
+
+def _run_job(job: tuple[str, str, bool]) -> BenchResult:
+    from thermostat.sim.scenario import load_scenario
+
+    source, controller, keep_trace = job
+    return run_one(load_scenario(source), controller, keep_trace=keep_trace)
+
+
+def run_many(
+    scenarios: Sequence[str],
+    controllers: Sequence[str],
+    *,
+    keep_trace: bool = False,
+    workers: int = 2,
+    progress: Callable[[int, int, BenchResult], None] | None = None,
+) -> list[BenchResult]:
+    """Every scenario (shipped name or path) × controller; in `workers` processes when there is more than one run.
+
+    Results come back in scenario-major, controller-minor order; `progress(done, total, result)` is called as
+    each run finishes (in completion order)."""
+    jobs = [(s, c, keep_trace) for s in scenarios for c in controllers]
+    results: dict[int, BenchResult] = {}
+    if len(jobs) <= 1 or workers <= 1:
+        for i, job in enumerate(jobs):
+            results[i] = _run_job(job)
+            if progress is not None:
+                progress(i + 1, len(jobs), results[i])
+    else:
+        import multiprocessing
+
+        # longest first, so two workers finish together (a week of one scenario vs two days of another)
+        order = sorted(range(len(jobs)), key=lambda i: -_duration_hint(jobs[i][0]))
+        ctx = multiprocessing.get_context("spawn" if sys.platform == "darwin" else None)
+        with ctx.Pool(min(workers, len(jobs))) as pool:
+            for done, (i, result) in enumerate(pool.imap_unordered(_run_indexed, [(i, jobs[i]) for i in order]), 1):
+                results[i] = result
+                if progress is not None:
+                    progress(done, len(jobs), result)
+    return [results[i] for i in range(len(jobs))]
+
+
+def _run_indexed(item: tuple[int, tuple[str, str, bool]]) -> tuple[int, BenchResult]:
+    return item[0], _run_job(item[1])
+
+
+def _duration_hint(source: str) -> float:
+    from thermostat.sim.scenario import ScenarioError, load_scenario
+
+    try:
+        return load_scenario(source).duration_h
+    except ScenarioError:
+        return 0.0
+
+
+COLUMNS = (
+    ("scenario", "{}", 24),
+    ("controller", "{}", 10),
+    ("discomfort_kh", "{:.2f}", 10),
+    ("energy_kwh", "{:.2f}", 9),
+    ("energy_floor_kwh", "{:.2f}", 9),
+    ("wakes", "{:.0f}", 6),
+    ("level_changes", "{:.0f}", 7),
+    ("max_overshoot_k", "{:.2f}", 8),
+    ("rms_error_k", "{:.2f}", 7),
+    ("sim_hours", "{:.0f}", 6),
+    ("wall_s", "{:.1f}", 6),
+)
+_HEADERS = {
+    "discomfort_kh": "disc K·h", "energy_kwh": "kWh", "energy_floor_kwh": "floor", "level_changes": "levels",
+    "max_overshoot_k": "overshoot", "rms_error_k": "rms K", "sim_hours": "sim h", "wall_s": "wall s",
+}
+
+
+def format_table(results: Sequence[BenchResult]) -> str:
+    """A plain-text table, one row per run, plus a total row per controller when there are several scenarios."""
+    lines = ["  ".join(_HEADERS.get(name, name).rjust(w) if i > 1 else _HEADERS.get(name, name).ljust(w)
+                       for i, (name, _f, w) in enumerate(COLUMNS))]
+    lines.append("-" * len(lines[0]))
+
+    def row(values: dict[str, object]) -> str:
+        cells = []
+        for i, (name, fmt, w) in enumerate(COLUMNS):
+            v = values.get(name, "")
+            text = fmt.format(v) if v != "" else ""
+            cells.append(text.ljust(w) if i < 2 else text.rjust(w))
+        return "  ".join(cells)
+
+    for r in results:
+        lines.append(row(r.as_json()))
+    if len({r.scenario for r in results}) > 1:
+        lines.append("-" * len(lines[0]))
+        for controller, t in totals(results).items():
+            lines.append(row({"scenario": "TOTAL", "controller": controller, **t}))
+    return "\n".join(lines)
+
+
+def totals(results: Sequence[BenchResult]) -> dict[str, dict[str, float]]:
+    """Per controller: discomfort, energy, floor, wakes, level changes, sim hours and wall time summed."""
+    out: dict[str, dict[str, float]] = {}
+    for r in results:
+        t = out.setdefault(r.controller, {k: 0.0 for k in (
+            "discomfort_kh", "energy_kwh", "energy_floor_kwh", "wakes", "level_changes", "sim_hours", "wall_s")})
+        for k in t:
+            t[k] += float(getattr(r, k))
+        t["max_overshoot_k"] = max(t.get("max_overshoot_k", 0.0), r.max_overshoot_k)
+    return out
+
+
+@dataclass(frozen=True)
+class Goal:
+    name: str
+    measured: float
+    limit: float
+    unit: str  # "%" for ratios shown as percent, "x" for a factor, "s"
+    met: bool
+    note: str = ""
+
+    def line(self) -> str:
+        def show(v: float) -> str:
+            return f"{100 * v:.1f} %" if self.unit == "%" else f"{v:.3f} ×" if self.unit == "x" else f"{v:.2f} s"
+
+        status = "met" if self.met else "MISSED"
+        by = f"(margin {show(self.limit - self.measured)})" if self.met else f"by {show(self.measured - self.limit)}"
+        extra = f"  [{self.note}]" if self.note else ""
+        return f"{self.name:<46} {show(self.measured):>10}  limit {show(self.limit):>9}  {status} {by}{extra}"
+
+
+def goals(results: Sequence[BenchResult], ours: str = "pid", baseline: str = "bang-bang") -> list[Goal]:
+    """The issue-5 goals, evaluated on these results (summed over the scenarios both controllers ran)."""
+    out: list[Goal] = []
+    scen_ours = {r.scenario for r in results if r.controller == ours}
+    scen_base = {r.scenario for r in results if r.controller == baseline}
+    common = scen_ours & scen_base
+    note = "" if set(STANDARD_SET) <= common else "not the standard set"
+    mine = [r for r in results if r.controller == ours and r.scenario in (common or scen_ours)]
+    base = [r for r in results if r.controller == baseline and r.scenario in common]
+    if mine and base:
+        d_base = sum(r.discomfort_kh for r in base)
+        d_mine = sum(r.discomfort_kh for r in mine)
+        ratio = d_mine / d_base if d_base > 0 else (0.0 if d_mine == 0 else math.inf)
+        out.append(Goal(f"{ours} discomfort ≤ 50 % of {baseline}'s", ratio, GOAL_DISCOMFORT_RATIO, "%",
+                        ratio <= GOAL_DISCOMFORT_RATIO, note))
+        w_base = sum(r.wakes for r in base)
+        w_mine = sum(r.wakes for r in mine)
+        ratio = w_mine / w_base if w_base > 0 else (0.0 if w_mine == 0 else math.inf)
+        out.append(Goal(f"{ours} wakes ≤ 25 % of {baseline}'s", ratio, GOAL_WAKES_RATIO, "%",
+                        ratio <= GOAL_WAKES_RATIO, note))
+    if mine:
+        e = sum(r.energy_kwh for r in mine)
+        floor = sum(r.energy_floor_kwh for r in mine)
+        ratio = e / floor if floor > 0 else math.inf
+        out.append(Goal(f"{ours} energy ≤ 1.05 × the floor", ratio, GOAL_ENERGY_RATIO, "x",
+                        ratio <= GOAL_ENERGY_RATIO, note))
+    # the slowest run of a week or more; without one, the slowest of the longest runs scaled to a week
+    if results:
+        longest = max(r.sim_hours for r in results)
+        pool = [r for r in results if r.sim_hours >= min(168.0, longest) - 1e-6]
+        worst = max(pool, key=lambda r: r.wall_s / max(r.sim_hours, 1e-9))
+        per_week = worst.wall_s * 168.0 / max(worst.sim_hours, 1e-9)
+        how = "" if worst.sim_hours >= 168.0 - 1e-6 else f", scaled from {worst.sim_hours:g} h"
+        out.append(Goal("wall time per simulated week (slowest run)", per_week, GOAL_WEEK_WALL_S, "s",
+                        per_week <= GOAL_WEEK_WALL_S, f"{worst.scenario} × {worst.controller}{how}"))
+    return out
+
+
+def format_goals(results: Sequence[BenchResult]) -> str:
+    found = goals(results)
+    if not found:
+        return "goals: nothing to compare"
+    return "\n".join(["goals (summed over the scenarios):", *("  " + g.line() for g in found)])
