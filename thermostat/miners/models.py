@@ -51,6 +51,7 @@ class ModelSpec:
     inlet_sensor: bool = True  # ITemp is real (Nano 3S reports -273)
     total_asics: int = 0
     nominal_ths: dict[str, float] = field(default_factory=dict)  # TH/s per level name (sim)
+    family: str = "avalon"  # firmware family: which wire protocol and simulator serve this model
 
     def level(self, name: str) -> Level:
         for lv in self.levels:

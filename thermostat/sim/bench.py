@@ -28,6 +28,7 @@ from thermostat.core.schedule import Schedule, Target, target_at
 from thermostat.core.sensor import SensorFilter
 from thermostat.miners.avalon import Request, encode_json, execute_sync
 from thermostat.miners.errors import Unreachable
+from thermostat.sim.factory import make_sim_miner
 from thermostat.sim.miner import SimMiner
 from thermostat.sim.scenario import Scenario
 
@@ -140,7 +141,7 @@ def run_one(scenario: Scenario, controller: str, *, keep_trace: bool = False) ->
     plugs: set[str] = set()
     for index, (hid, hspec) in enumerate(heaters):
         spec = hspec.spec
-        miner = SimMiner(spec, time_fn=clock.epoch, start_state="standby", seed=scenario.seed * 100 + index,
+        miner = make_sim_miner(spec, time_fn=clock.epoch, start_state="standby", seed=scenario.seed * 100 + index,
                          inlet_temp_c=room.air_c)
         miners[hid] = miner
         senders[hid] = _sender(miner, lambda i=index: not scenario.unreachable(i, clock.t))  # type: ignore[misc]

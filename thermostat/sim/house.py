@@ -33,6 +33,7 @@ from typing import Any, Literal, Protocol
 import aiomqtt
 
 from thermostat.miners.models import MODELS
+from thermostat.sim.factory import make_sim_miner
 from thermostat.sim.miner import SimMiner
 from thermostat.sim.room import GainsProfile, OutdoorProfile, Room, RoomParams, Sensor, SensorParams
 from thermostat.sim.server import close_server, serve_miner, server_port
@@ -96,7 +97,7 @@ class SimHouse:
         self.room = Room(params=self.room_params, air_c=self.initial_air_c, mass_c=mass)
         self.sensor = Sensor(self.sensor_params, seed=self.seed, initial_c=self.initial_air_c)
         self.sim_miners: dict[str, SimMiner] = {
-            hid: SimMiner(
+            hid: make_sim_miner(
                 MODELS[model],
                 time_fn=self.clock.epoch,
                 boot_seconds=self.boot_seconds,
