@@ -129,6 +129,13 @@ async def test_cold_readings_wake_the_miner_and_set_a_level(house: House) -> Non
     assert miner.level_name in MODELS["mini3"].level_names
     # the service never sends a pool command
     assert not any("pool" in req for _, req in miner.commands_log)
+    # SIGTERM/SIGINT path: stopping the service puts the heater in standby (safety.on_exit default), bounded
+    started = time.monotonic()
+    await house.stop_service()
+    assert time.monotonic() - started < 25
+    miner.update()
+    assert not miner.hashing and miner.state == "In Idle"
+    assert any("softoff" in req for _, req in miner.commands_log)
 
 
 async def test_stale_sensor_leads_to_standby(tmp_path: Path, mqtt_broker: object, house: House) -> None:
