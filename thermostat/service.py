@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -66,8 +66,11 @@ class HeaterRuntime:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     commands_sent: int = 0
     command_errors: int = 0
+    wakes: int = 0  # wakes started by this process (for metrics)
     last_publish: float = -1e9
     last_history: float = -1e9
+    remote_off: bool = False  # Mining Rig Monitor (issue 9): asic_expected_status "off" holds it in standby
+    remote_light: bool | None = None  # Mining Rig Monitor (issue 9): last locate LED state sent
 
     def usable_levels_w(self) -> dict[str, float]:
         assert self.spec is not None
@@ -132,6 +135,13 @@ class Service:
         self._started_at = self.clock.monotonic()
         self.exit_action = config.safety.on_exit  # "standby" | "leave"; a reload sets "leave"
         self._build()
+        # --- Mining Rig Monitor (issue 9): optional reporter + remote switch
+        from thermostat.adapters.mrm import reporter_for_service
+
+        self.mrm = reporter_for_service(self, self._on_mrm_expected)
+        self._mrm_stop = asyncio.Event()
+        self._mrm_task: asyncio.Task[None] | None = None
+        # --- end Mining Rig Monitor
 
     # ------------------------------------------------------------------ construction
 
@@ -223,6 +233,20 @@ class Service:
         for hid in self.heaters:
             self._heater_tasks[hid] = asyncio.create_task(self._heater_loop(self.heaters[hid]), name=f"heater-{hid}")
         self._start_scheduler()
+        if self.mrm is not None:  # Mining Rig Monitor (issue 9)
+            self._mrm_task = asyncio.create_task(self.mrm.run(self._mrm_stop), name="mrm")
+        # --- metrics endpoint (issue 7): optional, off by default; a bind failure is logged, not fatal
+        self.metrics: Any = None
+        if self.config.metrics.enabled:
+            from thermostat.adapters.metrics import MetricsServer
+
+            self.metrics = MetricsServer(self, self.config.metrics.host, self.config.metrics.port)
+            try:
+                await self.metrics.start()
+            except OSError:
+                log.exception("metrics endpoint not started")
+                self.metrics = None
+        # --- end metrics
         log.info("thermostat running: %d rooms, %d heaters", len(self.rooms), len(self.heaters))
         try:
             await stop.wait()
@@ -255,6 +279,10 @@ class Service:
         self._stopping = True
         if self._scheduler is not None:
             self._scheduler.shutdown()
+        if self._mrm_task is not None:  # Mining Rig Monitor (issue 9): stop reporting first
+            self._mrm_stop.set()
+            self._mrm_task.cancel()
+            await asyncio.gather(self._mrm_task, return_exceptions=True)
         # Fix by the demo engineer (issue 8): stop the control loop BEFORE the exit action. Otherwise its next
         # tick (every control interval, and on every accepted reading) re-wants heat and overrides the safety
         # standby; `thermostat demo` caught heaters waking again during shutdown and ending in RUNNING.
@@ -266,6 +294,8 @@ class Service:
             task.cancel()
         await asyncio.gather(*self._heater_tasks.values(), *self._tasks[1:], return_exceptions=True)
         self._publish_all_rooms()
+        if getattr(self, "metrics", None) is not None:  # metrics endpoint (issue 7)
+            await self.metrics.close()
         await self.link.close(timeout=5.0)
         await asyncio.gather(self._tasks[0], return_exceptions=True)
         self.store.close()
@@ -359,16 +389,25 @@ class Service:
             h.last_publish = now
             self._publish_heater(h)
 
+    @staticmethod
+    def _can_stop(h: HeaterRuntime) -> bool:
+        return h.spec is not None and (h.spec.has_standby or h.cfg.plug is not None)
+
     def _persist_heater(self, h: HeaterRuntime, events: list[TransitionEvent]) -> None:
         machine = h.machine
-        assert machine is not None
         old = self.store.get_heater_state(h.id)
+        if machine is None:  # model not identified yet: keep the household's choices, nothing else is known
+            self.store.put_heater_state(
+                h.id, replace(old, controlled=h.controlled, manual_level=h.manual_level), self.clock.now().timestamp()
+            )
+            return
         wall = self.clock.now().timestamp()
         mono = self.clock.monotonic()
         wakes = list(old.wakes)
         last_change = old.last_onoff_change
         for ev in events:
             if ev.from_state == HeaterState.STANDBY and ev.to_state == HeaterState.WAKING:
+                h.wakes += 1
                 wakes.append(wall - (mono - ev.time))
             if ev.to_state in (HeaterState.RUNNING, HeaterState.STANDBY) and ev.from_state != ev.to_state:
                 last_change = wall - (mono - ev.time)
@@ -405,6 +444,10 @@ class Service:
     def _tick_room(self, room: RoomRuntime) -> None:
         now = self.clock.monotonic()
         wall = self.clock.now()
+        for h in room.heaters:  # Mining Rig Monitor (issue 9): remote off = standby whatever the room wants
+            if h.remote_off and h.machine is not None:
+                h.machine.want(None, now, reason=ha_bridge.REMOTE_OFF, safety=True)
+                h.wake.set()
         target = self._target(room, wall)
         room.target = target
         temp = min(max(target.temp, room.cfg.limits.min_c), room.cfg.limits.max_c)
@@ -415,14 +458,14 @@ class Service:
             # sensor lost (a restart must not switch heaters off). After `stale_after` the safety rule applies.
             self._publish_room(room)
             return
-        controlled = [h.machine for h in room.heaters if h.machine is not None and h.controlled]
+        controlled = [h.machine for h in room.heaters if h.machine is not None and h.controlled and not h.remote_off]
         room.decision = room.control.tick(
             now, measured=measured, sensor_ok=sensor_ok, target=temp, mode=room.state.mode, machines=controlled
         )
         for h in room.heaters:
             if h.machine is None:
                 continue
-            if not h.controlled:
+            if not h.controlled and not h.remote_off:  # remote_off: Mining Rig Monitor (issue 9), wanted above
                 over = measured is not None and measured > room.cfg.limits.max_c
                 level = None if over else h.manual_level
                 h.machine.want(level, now, reason="manual" if not over else "room above maximum", safety=over)
@@ -517,7 +560,7 @@ class Service:
         if kind == "room" and ident in self.rooms:
             room = self.rooms[ident]
             cmd = ha.parse_room_command(what, payload, room.cfg.limits.min_c, room.cfg.limits.max_c,
-                                        tuple(room.schedule.presets))
+                                        tuple(room.schedule.presets), now=self.clock.now())  # issue 7: past `until`
             if isinstance(cmd, ha.Rejected):
                 return self._reject(f"{self.base}/room/{ident}/error", f"{what}: {cmd.reason}")
             self._apply_room_command(room, cmd)
@@ -544,16 +587,16 @@ class Service:
         wall = self.clock.now()
         st = room.state
         if isinstance(cmd, ha.SetMode):
-            st = _replace(st, mode=cmd.mode)
+            st = replace(st, mode=cmd.mode)
         elif isinstance(cmd, ha.SetTarget):
-            st = _replace(st, override_temp=cmd.temp, override_until=None, override_set_at=wall, preset=None)
+            st = replace(st, override_temp=cmd.temp, override_until=None, override_set_at=wall, preset=None)
         elif isinstance(cmd, ha.SetPreset):
-            st = _replace(st, preset=cmd.preset, override_temp=None, override_until=None, override_set_at=None)
+            st = replace(st, preset=cmd.preset, override_temp=None, override_until=None, override_set_at=None)
         elif isinstance(cmd, ha.SetOverride):
             if cmd.temp is None:
-                st = _replace(st, override_temp=None, override_until=None, override_set_at=None)
+                st = replace(st, override_temp=None, override_until=None, override_set_at=None)
             else:
-                st = _replace(st, override_temp=cmd.temp, override_until=cmd.until, override_set_at=wall)
+                st = replace(st, override_temp=cmd.temp, override_until=cmd.until, override_set_at=wall)
         room.state = st
         self.store.put_room_state(room.id, st, wall.timestamp())
         log.info("room %s: %s", room.id, cmd)
@@ -562,15 +605,20 @@ class Service:
     def _apply_heater_command(self, h: HeaterRuntime, cmd: Any) -> None:
         from thermostat.adapters import ha
 
+        if isinstance(cmd, ha.Reboot) and h.spec is None:
+            return self._reject(f"{self.base}/heater/{h.id}/error", "reboot: model not identified yet")
         if isinstance(cmd, ha.SetControlled):
             h.controlled = cmd.controlled
+            if not h.controlled and h.manual_level is None and h.spec is not None and not self._can_stop(h):
+                # a heater without standby (Nano 3S, no plug) handed to manual rests at its lowest level
+                h.manual_level = h.spec.bottom_level.name
         elif isinstance(cmd, ha.SetLevel):
             if cmd.level == "auto":
                 h.controlled, h.manual_level = True, None
             else:
                 h.controlled = False
                 h.manual_level = None if cmd.level == "standby" else cmd.level
-        elif isinstance(cmd, ha.Reboot) and h.spec is not None:
+        elif isinstance(cmd, ha.Reboot):
             # Carried out beside the machine; it notices the restart (uptime resets) and reconciles.
             task = asyncio.create_task(self._reboot(h))
             self._background.add(task)
@@ -578,6 +626,28 @@ class Service:
         self._persist_heater(h, [])
         log.info("heater %s: %s", h.id, cmd)
         self._tick.set()
+
+    # --- Mining Rig Monitor (issue 9)
+    def _on_mrm_expected(self, heater_id: str, asic_on: bool, light_on: bool) -> None:
+        """The dashboard's remote switch: `off` holds the heater in standby; the light drives the locate LED."""
+        from thermostat.adapters.mrm import set_locate_led
+
+        h = self.heaters.get(heater_id)
+        if h is None:
+            return
+        if h.remote_off != (not asic_on):
+            h.remote_off = not asic_on
+            log.info("heater %s: %s", h.id, ha_bridge.REMOTE_OFF if h.remote_off else "remote on (Mining Rig Monitor)")
+            h.last_publish = -1e9  # publish the remote state with the next heater step
+            h.wake.set()
+            self._tick.set()
+        if h.spec is not None and h.spec.has_locate_led and light_on != bool(h.remote_light):
+            h.remote_light = light_on
+            task = asyncio.create_task(set_locate_led(h.client, h.spec, light_on, h.id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    # --- end Mining Rig Monitor
 
     async def _reboot(self, h: HeaterRuntime) -> None:
         assert h.spec is not None
@@ -637,11 +707,6 @@ def _settled_off(machine: HeaterMachine | None) -> bool:
         return True
     return machine.state in (HeaterState.STANDBY, HeaterState.FAULT) and machine.in_flight is None
 
-
-def _replace(state: RoomState, **changes: Any) -> RoomState:
-    from dataclasses import replace
-
-    return replace(state, **changes)
 
 
 def _version_request() -> Any:

@@ -7,6 +7,7 @@ Topic layout (``<base>`` is ``mqtt.base_topic``, default ``thermostat``; docs/mq
     <base>/room/<room>/{target,mode,preset,override}/set                           commands
     <base>/room/<room>/error                        why the last command was rejected
     <base>/heater/<id>/{power,hashrate,chip_temp,inlet_temp,outlet_temp,fan,state,current_level,level,controlled}
+    <base>/heater/<id>/remote                       on | off (Mining Rig Monitor remote switch, if reported)
     <base>/heater/<id>/{level,controlled,reboot}/set
     <base>/heater/<id>/error
 
@@ -68,6 +69,7 @@ HEATER_STATE_LEAVES = (
     "controlled",
     "current_level",
     "error",
+    "remote",  # Mining Rig Monitor remote switch: on | off (only for heaters reported to it)
 )
 HEATER_COMMANDS = ("level", "controlled", "reboot")
 
@@ -96,6 +98,7 @@ class HeaterInfo:
     has_standby: bool = True  # soft off, or a smart plug in front of it
     inlet_sensor: bool = True
     host: str | None = None
+    remote: bool = False  # reported to Mining Rig Monitor: a "Remote switch" sensor (on | off)
 
 
 def level_options(levels: Sequence[str], has_standby: bool = True) -> list[str]:
@@ -334,12 +337,39 @@ def heater_sensor_configs(t: Topics, heater: HeaterInfo, expire_after_s: int | N
             "name": "Current level",
             "state_topic": t.heater(heater.id, "current_level"),
             "device_class": "enum",
-            "options": [*heater.levels, STANDBY, "unknown"],
+            "options": _current_level_options(heater),
             "icon": "mdi:radiator",
         }
     )
     out.append((t.discovery("sensor", uid), payload))
+    if heater.remote:
+        out.append(heater_remote_sensor_config(t, heater))
     return out
+
+
+def heater_remote_sensor_config(t: Topics, heater: HeaterInfo) -> Discovery:
+    """Mining Rig Monitor's remote switch: `off` holds the heater in standby whatever the room wants."""
+    uid = t.heater_uid(heater.id, "remote")
+    payload = _common(t, uid, heater_device(t, heater), f"sensor.{_slug(heater.id)}_remote")
+    payload.update(
+        {
+            "name": "Remote switch",
+            "state_topic": t.heater(heater.id, "remote"),
+            "device_class": "enum",
+            "options": ["on", "off"],
+            "icon": "mdi:remote",
+            "entity_category": "diagnostic",
+        }
+    )
+    return t.discovery("sensor", uid), payload
+
+
+def _current_level_options(heater: HeaterInfo) -> list[str]:
+    """Every level the miner can be seen running: the model's whole ladder, not only the usable subset
+    (`levels` in the config) — a miner found running a level outside it must not break the enum sensor."""
+    spec = MODELS.get(heater.model)
+    ladder = [*heater.levels, *(n for n in (spec.level_names if spec is not None else ()) if n not in heater.levels)]
+    return [*ladder, STANDBY, "unknown"]
 
 
 def heater_level_select_config(t: Topics, heater: HeaterInfo) -> Discovery:
@@ -447,6 +477,7 @@ def discovery_for_service(service: Any) -> Iterator[Discovery]:
                 has_standby=(spec.has_standby if spec is not None else True) or has_plug,
                 inlet_sensor=spec.inlet_sensor if spec is not None else True,
                 host=h.cfg.host,
+                remote=hid in getattr(getattr(service, "mrm", None), "heaters", {}),
             )
         )
     yield from discovery_payloads(t, rooms, heaters)

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from thermostat.service import HeaterRuntime, RoomRuntime, Service
 
 
+REMOTE_OFF = "remote off (Mining Rig Monitor)"
+
+
 def _num(value: float | None, digits: int = 2) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
@@ -40,7 +43,12 @@ def room_state_messages(service: Service, room: RoomRuntime) -> Iterator[tuple[s
     if tariff is not None:
         yield f"{base}/cost", _num(room.energy_kwh * tariff.price_per_kwh, 2)
     yield f"{base}/demand", _num(decision.demand_w if decision else None, 0)
-    yield f"{base}/reason", decision.reason if decision else ""
+    reason = decision.reason if decision else ""
+    remote_off = [h.id for h in room.heaters if getattr(h, "remote_off", False)]
+    if remote_off:  # Mining Rig Monitor remote switch (issue 9): say why those heaters stay off
+        reason = f"{reason}; " if reason else ""
+        reason += f"{REMOTE_OFF}: {', '.join(remote_off)}"
+    yield f"{base}/reason", reason
     yield f"{base}/state", _room_json(room)
 
 
@@ -59,6 +67,7 @@ def _room_json(room: RoomRuntime) -> str:
         "reason": room.decision.reason if room.decision else None,
         "energy_kwh": round(room.energy_kwh, 4),
         "rejected_readings": dict(room.filter.counters()) if hasattr(room.filter, "counters") else {},
+        "remote_off": [h.id for h in room.heaters if getattr(h, "remote_off", False)],
     }, default=str)
 
 
@@ -77,6 +86,8 @@ def heater_state_messages(service: Service, h: HeaterRuntime) -> Iterator[tuple[
     yield f"{base}/level", level
     yield f"{base}/current_level", (machine.confirmed_level or "standby") if machine is not None else "unknown"
     yield f"{base}/controlled", "ON" if h.controlled else "OFF"
+    if h.id in getattr(getattr(service, "mrm", None), "heaters", {}):  # Mining Rig Monitor remote switch
+        yield f"{base}/remote", "off" if getattr(h, "remote_off", False) else "on"
 
 
 def discovery_messages(service: Service) -> Iterator[tuple[str, dict[str, Any]]]:
