@@ -301,6 +301,55 @@ class PlugConfig(BaseModel):
     payload_off: str = Field(default="OFF", description="Payload that switches the plug off.")
 
 
+class HeaterMrmConfig(BaseModel):
+    """This heater's Mining Rig Monitor API code (one per miner, issued by the dashboard). Never inline."""
+
+    model_config = _STRICT
+
+    api_code_file: Path | None = Field(
+        default=None,
+        description="File holding the API code (first line; relative to the config file). Keep it mode 0600.",
+    )
+    api_code_env: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Name of an environment variable holding it."
+    )
+    api_code: SecretStr | None = Field(
+        default=None,
+        description="Refused: API codes are never written in the config; use `api_code_file` or `api_code_env`.",
+    )
+
+    @field_validator("api_code", mode="before")
+    @classmethod
+    def _no_inline_code(cls, value: object) -> object:
+        if value is not None:
+            raise ValueError("inline API codes are not allowed; use api_code_file or api_code_env")
+        return value
+
+    @model_validator(mode="after")
+    def _one_code_source(self) -> HeaterMrmConfig:
+        if (self.api_code_file is None) == (self.api_code_env is None):
+            raise ValueError("give exactly one of api_code_file or api_code_env")
+        return self
+
+    def read_api_code(self, where: str = "mrm") -> SecretStr:
+        """Read the API code now (from file or environment). Raises ConfigError; never logs the value."""
+        if self.api_code_file is not None:
+            try:
+                text = self.api_code_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                problem = f"{where}.api_code_file: cannot read {self.api_code_file}: {exc.strerror}"
+                raise ConfigError([problem]) from None
+            lines = text.splitlines()
+            if not lines or not lines[0].strip():
+                raise ConfigError([f"{where}.api_code_file: {self.api_code_file} is empty"])
+            return SecretStr(lines[0].strip())
+        assert self.api_code_env is not None
+        value = os.environ.get(self.api_code_env, "").strip()
+        if not value:
+            raise ConfigError([f"{where}.api_code_env: environment variable {self.api_code_env} is not set"])
+        return SecretStr(value)
+
+
 class HeaterConfig(BaseModel):
     """One miner used as a heater."""
 
@@ -329,6 +378,9 @@ class HeaterConfig(BaseModel):
     min_off: Duration = Field(default=600.0, ge=0, description="Shortest standby before waking again (duration).")
     max_wakes_per_hour: int = Field(default=2, ge=0, le=60, description="Wake-up budget per rolling hour.")
     plug: PlugConfig | None = Field(default=None, description="Optional smart plug in front of the miner.")
+    mrm: HeaterMrmConfig | None = Field(
+        default=None, description="Report this heater to Mining Rig Monitor (needs `mining_rig_monitor`)."
+    )
 
     @field_validator("model", mode="before")
     @classmethod
@@ -393,6 +445,36 @@ class TariffConfig(BaseModel):
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code.")
 
 
+def _check_http_url(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value.strip().rstrip("/")
+
+
+class MrmConfig(BaseModel):
+    """Mining Rig Monitor: report heaters to the dashboard and obey its remote on/off and light switches."""
+
+    model_config = _STRICT
+
+    base_url: Annotated[str, AfterValidator(_check_http_url)] = Field(
+        default="http://127.0.0.1:4000/api/v1", description="API base URL (ends in `/api/v1`)."
+    )
+    poll_interval: Duration = Field(
+        default=5.0, ge=1, le=3600, description="How often the expected status (remote switch) is polled."
+    )
+    report_interval: Duration = Field(
+        default=60.0, ge=5, le=3600, description="How often monitor data (hashrate, temperatures, power...) is posted."
+    )
+    timeout: Duration = Field(default=10.0, gt=0, le=120, description="Timeout of one HTTP request (seconds).")
+    backoff_max: Duration = Field(
+        default=300.0, ge=1, le=86400, description="Longest wait between retries of a failing endpoint."
+    )
+    bulk: bool = Field(default=True, description="Poll the expected status of several heaters in one bulk request.")
+
+
 class Config(BaseModel):
     """The whole house (top level of the file)."""
 
@@ -406,6 +488,9 @@ class Config(BaseModel):
     log: LogConfig = Field(default_factory=LogConfig, description="Logging.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Metrics endpoint.")
     tariff: TariffConfig | None = Field(default=None, description="Electricity price (optional).")
+    mining_rig_monitor: MrmConfig | None = Field(
+        default=None, description="Mining Rig Monitor reporting and remote switch (optional)."
+    )
 
     _path: Path | None = PrivateAttr(default=None)
     _schedules: dict[str, Schedule] = PrivateAttr(default_factory=dict)
@@ -492,7 +577,13 @@ def load_config(path: str | Path) -> Config:
     if mqtt.password_file is not None:
         mqtt = mqtt.model_copy(update={"password_file": _resolve(base, mqtt.password_file)})
     state = config.state.model_copy(update={"path": _resolve(base, config.state.path)})
-    config = config.model_copy(update={"rooms": rooms, "mqtt": mqtt, "state": state})
+    heaters = {}
+    for hid, heater in config.heaters.items():
+        if heater.mrm is not None and heater.mrm.api_code_file is not None:
+            mrm = heater.mrm.model_copy(update={"api_code_file": _resolve(base, heater.mrm.api_code_file)})
+            heater = heater.model_copy(update={"mrm": mrm})
+        heaters[hid] = heater
+    config = config.model_copy(update={"rooms": rooms, "mqtt": mqtt, "state": state, "heaters": heaters})
     config._path = p.resolve()
     for rid, room in config.rooms.items():
         if room.schedule is not None:
@@ -602,6 +693,19 @@ def config_warnings(config: Config) -> list[str]:
     for hid in config.heaters:
         if config.room_of(hid) is None:
             out.append(f"heaters.{hid}: not used by any room")
+    mrm_heaters = [hid for hid, h in config.heaters.items() if h.mrm is not None]
+    for hid in mrm_heaters:
+        code = config.heaters[hid].mrm
+        assert code is not None
+        if code.api_code_file is not None and not code.api_code_file.is_file():
+            out.append(f"heaters.{hid}.mrm.api_code_file: {code.api_code_file} does not exist (needed at run time)")
+        if code.api_code_env is not None and not os.environ.get(code.api_code_env):
+            out.append(f"heaters.{hid}.mrm.api_code_env: {code.api_code_env} is not set in this environment "
+                       "(needed at run time)")
+    if mrm_heaters and config.mining_rig_monitor is None:
+        out.append("heaters with `mrm` but no `mining_rig_monitor` section: nothing is reported")
+    if config.mining_rig_monitor is not None and not mrm_heaters:
+        out.append("mining_rig_monitor: no heater has `mrm` (an API code); nothing is reported")
     return out
 
 
@@ -618,11 +722,13 @@ _REFERENCE_SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("rooms.<id>.control (mode: hysteresis)", HysteresisControl),
     ("heaters.<id>", HeaterConfig),
     ("heaters.<id>.plug", PlugConfig),
+    ("heaters.<id>.mrm", HeaterMrmConfig),
     ("safety", SafetyConfig),
     ("state", StateConfig),
     ("log", LogConfig),
     ("metrics", MetricsConfig),
     ("tariff", TariffConfig),
+    ("mining_rig_monitor", MrmConfig),
 ]
 
 _VALIDATOR_NAMES: dict[Callable[..., Any], str] = {
@@ -630,6 +736,7 @@ _VALIDATOR_NAMES: dict[Callable[..., Any], str] = {
     _check_host: "host",
     _check_topic: "MQTT topic",
     _check_id: "id",
+    _check_http_url: "URL",
 }
 
 
@@ -720,7 +827,8 @@ def render_reference() -> str:
         '* **duration**: a number of seconds, or a string such as `"90s"`, `"15m"`, `"2h"`, `"1h30m"`.',
         "* **id**: room and heater ids match `[a-z0-9_-]+` (they become MQTT topics and Home Assistant ids).",
         "* **host**: a hostname or an IP address. **path**: relative paths are relative to the config file.",
-        "* Secrets: the MQTT password comes from `password_file` or `password_env`, never inline.",
+        "* Secrets: the MQTT password comes from `password_file` or `password_env`, never inline; so do the",
+        "  Mining Rig Monitor API codes (`api_code_file` / `api_code_env`).",
         "",
         "Cross-checks: every heater a room lists exists and belongs to one room only; schedule files exist and",
         "are valid (their errors are reported with their own file:line:col); `levels` and `levels_w` name levels",
