@@ -767,13 +767,23 @@ def _refused_as_invalid(raw: bytes) -> bool:
     return False
 
 
-def execute_sync(send: Callable[[Request], bytes], command: Command, spec: ModelSpec) -> Outcome:
+def execute_sync(
+    send: Callable[[Request], bytes], command: Command, spec: ModelSpec, *, session: Any = None
+) -> Outcome:
     """Carry out `command` through a synchronous `send` (e.g. an in-process simulated miner).
 
+    Dispatches on `spec.family` (thermostat/miners/protocols.py): the same executor drives every firmware
+    family's plan. `session` is an optional `protocols.SessionCache` kept per miner by the caller (LuxOS
+    session id); without one, a family that needs a session asks the miner for it each time.
     InvalidValue/Unsupported are raised before anything is sent; transport errors raised by `send`
     (MinerError subclasses, TimeoutError, OSError) become Outcome kinds.
     """
-    steps = plan(command, spec)
+    if spec.family == "avalon":
+        steps = plan(command, spec)
+    else:
+        from thermostat.miners.protocols import protocol_for  # lazy: protocols imports this module
+
+        steps = protocol_for(spec).plan(command, spec, session)
     try:
         request = next(steps)
         while True:

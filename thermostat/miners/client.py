@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from thermostat.core.actions import Command, Outcome
+from thermostat.core.actions import Command, CommandKind, Outcome, OutcomeKind
 from thermostat.miners.avalon import (
     POLL_FALLBACK,
     POLL_REQUEST,
@@ -25,7 +25,6 @@ from thermostat.miners.avalon import (
     parse_pools,
     parse_stats,
     parse_version,
-    plan,
 )
 from thermostat.miners.errors import (
     ForbiddenCommand,
@@ -36,6 +35,7 @@ from thermostat.miners.errors import (
     Unreachable,
 )
 from thermostat.miners.models import ModelSpec
+from thermostat.miners.protocols import SessionCache, protocol_for
 from thermostat.miners.snapshot import Snapshot
 
 DEFAULT_PORT = 4028
@@ -61,6 +61,7 @@ class MinerClient:
         self.read_timeout = read_timeout
         self.max_reply_bytes = max_reply_bytes
         self._lock = asyncio.Lock()
+        self.session = SessionCache()  # per-miner protocol state (LuxOS session id); see protocols.py
 
     def __repr__(self) -> str:
         return f"MinerClient({self.host}:{self.port}, {self.form})"
@@ -131,8 +132,14 @@ class MinerClient:
     async def version(self) -> VersionInfo:
         return parse_version(decode_reply(await self.raw(Request("version"))))
 
-    async def snapshot(self) -> Snapshot:
-        """POLL: `litestats`, falling back to `estats` when litestats is refused as an invalid command."""
+    async def snapshot(self, spec: ModelSpec | None = None) -> Snapshot:
+        """POLL: `litestats`, falling back to `estats` when litestats is refused as an invalid command.
+
+        With the `spec` of another firmware family (LuxOS, Braiins OS), that family's poll plan is run
+        instead; its failures raise as here (MinerError subclasses).
+        """
+        if spec is not None and spec.family != "avalon":
+            return await self._family_snapshot(spec)
         reply = decode_reply(await self.raw(POLL_REQUEST))
         try:
             return parse_stats(reply)
@@ -149,7 +156,7 @@ class MinerClient:
 
         InvalidValue/Unsupported are raised before anything is sent; transport errors become Outcomes.
         """
-        steps = plan(command, spec)
+        steps = protocol_for(spec).plan(command, spec, self.session)  # dispatch on spec.family
         try:
             request = next(steps)
             while True:
@@ -163,3 +170,17 @@ class MinerClient:
         except StopIteration as stop:
             result: Outcome = stop.value
             return result
+
+    async def _family_snapshot(self, spec: ModelSpec) -> Snapshot:
+        steps = protocol_for(spec).plan(Command("snapshot", CommandKind.POLL), spec, self.session)
+        try:
+            request = next(steps)
+            while True:
+                request = steps.send(await self.raw(request))
+        except StopIteration as stop:
+            outcome: Outcome = stop.value
+        if outcome.snapshot is not None:
+            return outcome.snapshot
+        if outcome.kind == OutcomeKind.MALFORMED:
+            raise MalformedReply(f"{self.address}: {outcome.message}")
+        raise Refused("E", None, f"{outcome.message} ({self.address})")

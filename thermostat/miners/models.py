@@ -52,6 +52,8 @@ class ModelSpec:
     total_asics: int = 0
     nominal_ths: dict[str, float] = field(default_factory=dict)  # TH/s per level name (sim)
     family: str = "avalon"  # firmware family: which wire protocol and simulator serve this model
+    # Firmware names of the work modes, index = Level.workmode (LuxOS profile names); empty for Avalon.
+    fw_profiles: tuple[str, ...] = ()
 
     def level(self, name: str) -> Level:
         for lv in self.levels:
@@ -165,7 +167,69 @@ Q = ModelSpec(
     nominal_ths={"eco": 50.0, "standard": 75.0, "super": 96.8},
 )
 
-MODELS: dict[str, ModelSpec] = {m.key: m for m in (MINI3, NANO3S, Q)}
+# Other firmware families (issue 9). Antminers have no inlet air sensor (chip and board temperatures only),
+# no display and no locate LED we drive. Their watts are far above an Avalon's: garage/workshop heaters.
+
+LUXOS_S21 = ModelSpec(
+    key="luxos-s21",
+    display="Antminer S21 (LuxOS)",
+    version_model="Antminer S21",
+    version_prod="Antminer S21",
+    hwtype="LUXOS_S21",
+    ver_prefix="LUXOS_S21",  # never matches an Avalon Ver[...] string
+    stats_key="",
+    stats_wrapped=False,
+    has_standby=True,  # `curtail` sleep / wakeup (docs/luxos-braiins.md)
+    has_locate_led=False,
+    has_lcd=False,
+    fans=4,
+    # LuxOS power profiles as the ladder: workmode = index into fw_profiles, worklevel always 0.
+    levels=(
+        Level("eco", "Profile eco", 0, 0, 2200.0, 70, "assumed: ~63 % of stock, LuxOS underclock profile"),
+        Level("low", "Profile low", 1, 0, 2800.0, 72, "assumed: ~80 % of stock"),
+        Level("stock", "Profile default", 2, 0, 3500.0, 75, "assumed: Bitmain nameplate S21 200 TH/s, 3500 W"),
+        Level("boost", "Profile boost", 3, 0, 3900.0, 78, "assumed: ~+11 % overclock profile"),
+    ),
+    max_workmode=3,
+    worklevel_range={0: (0, 0), 1: (0, 0), 2: (0, 0), 3: (0, 0)},
+    standby_wall_w=25.0,  # assumed: control board + PSU idle while curtailed (fans stopped)
+    psu_efficiency=0.93,  # assumed: APW12 class PSU
+    chip_temp_limit_c=90.0,
+    inlet_sensor=False,
+    total_asics=324,  # 3 boards × 108 chips
+    nominal_ths={"eco": 140.0, "low": 165.0, "stock": 200.0, "boost": 215.0},
+    family="luxos",
+    # Profile names are a guess (plausible LuxOS frequency presets); kept as data so a site can change them.
+    fw_profiles=("385MHz", "435MHz", "default", "525MHz"),
+)
+
+BRAIINS_S19 = ModelSpec(
+    key="braiins-s19",
+    display="Antminer S19 (Braiins OS)",
+    version_model="Antminer S19",
+    version_prod="Antminer S19",
+    hwtype="BRAIINS_S19",
+    ver_prefix="BRAIINS_S19",  # never matches an Avalon Ver[...] string
+    stats_key="",
+    stats_wrapped=False,
+    has_standby=True,  # legacy API `pause` / `resume`
+    has_locate_led=False,
+    has_lcd=False,
+    fans=4,
+    # The legacy API cannot set a power target (that is gRPC/config): one level, whatever the tuner runs.
+    levels=(Level("on", "Mining", 0, 0, 3250.0, 75, "assumed: Bitmain nameplate S19 95 TH/s, 3250 W"),),
+    max_workmode=0,
+    worklevel_range={0: (0, 0)},
+    standby_wall_w=25.0,  # assumed: control board + PSU idle while paused
+    psu_efficiency=0.93,  # assumed: APW12 class PSU
+    chip_temp_limit_c=90.0,
+    inlet_sensor=False,
+    total_asics=228,  # 3 boards × 76 chips
+    nominal_ths={"on": 95.0},
+    family="braiins",
+)
+
+MODELS: dict[str, ModelSpec] = {m.key: m for m in (MINI3, NANO3S, Q, LUXOS_S21, BRAIINS_S19)}
 
 
 def model_from_version(model: str | None, prod: str | None = None, hwtype: str | None = None) -> ModelSpec | None:
