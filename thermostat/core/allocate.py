@@ -13,12 +13,17 @@ Rules (`Allocator`):
    unchanged for the long window (45 min) and the mean demand over that window is below
    `standby_fraction` (50 %) of the lead's lowest level (last heater → standby) or below `drop_fraction` (90 %)
    of what n − 1 heaters can give. A small dip therefore never puts a heater to standby; a long low spell does.
-   A heater in standby wakes when the short mean demand reaches `wake_fraction` (75 %) of its lowest level.
-3. Between levels. The demand is filled heater by heater in order, rung by rung; the one heater whose next rung
-   would overshoot alternates between its two adjacent levels over a long PWM cycle (30 min): the upper level
-   for duty × cycle (duty = the fraction of the rung step needed), then the lower one. Segments shorter than
-   `min_segment_s` are not started; the time owed is carried into the next cycle so the mean stays right.
-   PWM never uses standby: stopping and waking a miner is slow and capped.
+   A heater in standby wakes only when the smoothed demand (below) reaches `wake_fraction` (100 %) of its lowest
+   level: between 50 % and 100 % nothing changes (hysteresis), so warm afternoons do not cycle standby.
+3. Between levels. Levels, duty and wakes follow an EMA of the demand (`smooth_s`, 10 min; a jump larger than
+   `snap_fraction` of the capacity is followed at once). The demand is filled heater by heater in order, rung by
+   rung; the one heater whose next rung would overshoot alternates between its two adjacent levels over a long
+   PWM cycle (45 min): the upper level for duty × cycle (duty = the fraction of the rung step needed), then the
+   lower one. That step (heater and rung pair) is sticky: it is kept while the demand stays within it ±
+   `pair_hysteresis` (30 %) of its size, the duty clamped to 0..1, so noise at a rung boundary neither moves the
+   pair nor restarts the cycle. Segments shorter than `min_segment_s` are not started; the time owed is carried
+   into the next cycle so the mean stays right. PWM never uses standby: stopping and waking a miner is slow and
+   capped.
 4. Rotation. Among equals (same model and ladder) one heater leads (runs first and climbs first). Once per
    `rotate_period_s` (a day) the lead passes to the equal with the least accumulated run time, unless that one
    has run more than `rotate_margin` of a period longer; when the new lead takes over, the old one keeps running
@@ -42,6 +47,7 @@ from dataclasses import dataclass, field
 from thermostat.miners.models import ModelSpec
 
 _EPS = 1e-6
+_FULL_SHARE = 0.99  # a smoothed demand this close to a heater's top level counts as asking for all of it
 
 
 @dataclass(frozen=True)
@@ -110,13 +116,16 @@ class HeaterView:
 
 @dataclass(frozen=True)
 class AllocatorSettings:
-    pwm_cycle_s: float = 1800.0  # alternate between two adjacent levels over this cycle
+    pwm_cycle_s: float = 2700.0  # alternate between two adjacent levels over this cycle
     min_segment_s: float = 120.0  # do not start a PWM segment shorter than this (the time is carried over)
     short_window_s: float = 300.0  # mean demand over this decides waking / adding heaters
     standby_window_s: float = 2700.0  # mean demand over this (and a stable set this long) decides stopping
     standby_fraction: float = 0.5  # last heater to standby below this share of its lowest level
     drop_fraction: float = 0.9  # drop the n-th heater below this share of what n − 1 heaters give
-    wake_fraction: float = 0.75  # wake from standby at this share of the lowest level
+    wake_fraction: float = 1.0  # wake from standby when the smoothed demand reaches this share of the lowest level
+    smooth_s: float = 600.0  # time constant of the demand EMA that picks levels, duty and wakes
+    snap_fraction: float = 0.35  # ... a jump larger than this share of the running capacity is followed at once
+    pair_hysteresis: float = 0.3  # keep the rung pair until the demand leaves it by this share of its step
     rotate_period_s: float = 86400.0  # lead rotation among equals at most this often
     rotate_margin: float = 0.5  # ...to an equal that has not run more than this share of a period longer
     max_dt_s: float = 600.0  # cap on one step for run-time accounting
@@ -126,6 +135,8 @@ class AllocatorSettings:
             raise ValueError("pwm_cycle_s, rotate_period_s and standby_window_s must be > 0")
         if not 0 <= self.min_segment_s < self.pwm_cycle_s / 2:
             raise ValueError("min_segment_s must be within 0 .. pwm_cycle_s / 2")
+        if self.smooth_s < 0 or self.snap_fraction <= 0 or self.pair_hysteresis < 0:
+            raise ValueError("smooth_s and pair_hysteresis must be >= 0, snap_fraction > 0")
 
 
 @dataclass
@@ -186,6 +197,8 @@ class Allocator:
         self._pwm: dict[str, _Pwm] = {}
         self._n_seen: int | None = None
         self._n_changed_at = 0.0
+        self._ema: float | None = None  # smoothed demand (W)
+        self._seg: tuple[tuple[tuple[str, tuple[float, ...]], ...], int] | None = None  # (run set, fill step)
 
     # -- ordering -------------------------------------------------------------------------------------------
 
@@ -252,6 +265,7 @@ class Allocator:
             if h.running:
                 self.runtime_s[h.id] = self.runtime_s.get(h.id, 0.0) + dt
         self._hist.add(now, demand)
+        self._smooth(demand, dt, avail)
         n_cur = sum(1 for h in avail if h.running)
         if n_cur != self._n_seen:
             self._n_seen = n_cur
@@ -278,25 +292,10 @@ class Allocator:
                 if h.can_stop:
                     missing -= 1
 
-        # fill the demand rung by rung in order
+        # fill the (smoothed) demand rung by rung in order; the fill step being modulated is sticky
         run_ids = {h.id for h in run_set}
         base_heat = sum(h.off_w for h in avail if h.id not in run_ids)
-        rem = demand - base_heat - sum(h.on_ladder()[0][1] for h in run_set)
-        desired: dict[str, str | None] = {}
-        pwm_used: set[str] = set()
-        for h in run_set:
-            rungs = h.on_ladder()
-            idx = 0
-            while idx < len(rungs) - 1 and rem >= rungs[idx + 1][1] - rungs[idx][1] - _EPS:
-                rem -= rungs[idx + 1][1] - rungs[idx][1]
-                idx += 1
-            if idx < len(rungs) - 1 and rem > _EPS:
-                step = rungs[idx + 1][1] - rungs[idx][1]
-                desired[h.id] = self._pwm_level(now, h, (rungs[idx][0], rungs[idx + 1][0]), rem / step)
-                pwm_used.add(h.id)
-                rem = 0.0
-            else:
-                desired[h.id] = rungs[idx][0]
+        desired, pwm_used = self._fill(now, self._ema_now(), base_heat, run_set)
         for hid in list(self._pwm):
             if hid not in pwm_used:
                 del self._pwm[hid]
@@ -309,6 +308,71 @@ class Allocator:
             if st is not None:
                 st.last_hi = result[h.id] == st.pair[1]
         return result
+
+    def _smooth(self, demand: float, dt: float, avail: Sequence[HeaterView]) -> None:
+        """The demand EMA (time constant `smooth_s`); a jump beyond `snap_fraction` of the capacity is taken at once
+        (a setpoint change, a window), so smoothing never delays a large correction."""
+        s = self.settings
+        cap = sum(h.on_ladder()[-1][1] for h in avail)
+        if self._ema is None or s.smooth_s <= 0 or abs(demand - self._ema) > s.snap_fraction * cap:
+            self._ema = demand
+        else:
+            self._ema += (1.0 - math.exp(-dt / s.smooth_s)) * (demand - self._ema)
+
+    def _ema_now(self) -> float:
+        return self._ema if self._ema is not None else 0.0
+
+    def _fill(
+        self, now: float, demand: float, base_heat: float, run_set: Sequence[HeaterView]
+    ) -> tuple[dict[str, str | None], set[str]]:
+        """Levels for the running heaters. The fill is a chain of steps (one heater one rung up, in order);
+        the demand falls within one step, whose heater alternates between that step's two levels (PWM).
+        The step is kept while the demand stays within it ± `pair_hysteresis` × its size (the duty is
+        clamped meanwhile), so noise around a rung boundary neither moves the pair nor restarts the cycle."""
+        s = self.settings
+        steps: list[tuple[HeaterView, int, float]] = []  # heater, rung index it climbs from, watts
+        for h in run_set:
+            rungs = h.on_ladder()
+            steps.extend((h, i, rungs[i + 1][1] - rungs[i][1]) for i in range(len(rungs) - 1))
+        key = tuple((h.id, self._group(h)[1]) for h in run_set)
+        start = base_heat + sum(h.on_ladder()[0][1] for h in run_set)
+        points = [start]
+        for _h, _i, w in steps:
+            points.append(points[-1] + w)
+        j: int | None = None
+        if steps:
+            if self._seg is not None and self._seg[0] == key and self._seg[1] < len(steps):
+                k = self._seg[1]
+                band = s.pair_hysteresis * steps[k][2]
+                lo_ok = k == 0 or demand >= points[k] - band
+                hi_ok = k == len(steps) - 1 or demand <= points[k + 1] + band
+                if lo_ok and hi_ok:
+                    j = k
+            if j is None:
+                j = 0
+                while j < len(steps) - 1 and demand >= points[j + 1] - _EPS:
+                    j += 1
+            self._seg = (key, j)
+        else:
+            self._seg = None
+        climbed: dict[str, int] = {h.id: 0 for h in run_set}
+        desired: dict[str, str | None] = {}
+        pwm_used: set[str] = set()
+        if j is not None:
+            for h, i, _w in steps[:j]:
+                climbed[h.id] = i + 1
+            h, i, w = steps[j]
+            duty = (demand - points[j]) / w if w > _EPS else 0.0
+            rungs = h.on_ladder()
+            if duty >= 1.0 - _EPS:
+                climbed[h.id] = i + 1
+            elif duty > _EPS:
+                desired[h.id] = self._pwm_level(now, h, (rungs[i][0], rungs[i + 1][0]), duty)
+                pwm_used.add(h.id)
+        for h in run_set:
+            if h.id not in desired:
+                desired[h.id] = h.on_ladder()[climbed[h.id]][0]
+        return desired, pwm_used
 
     def _count(self, now: float, n_cur: int, order: list[HeaterView]) -> int:
         """How many heaters should run (hysteresis on the short and long demand means)."""
@@ -325,7 +389,12 @@ class Allocator:
 
         n = min(n_cur, k)
         if n == 0:
-            if short >= s.wake_fraction * order[0].on_ladder()[0][1] + bases and short > _EPS:
+            smooth = self._ema_now()
+            ladder = order[0].on_ladder()
+            # A demand at (nearly) all the lead heater can give always wakes it: a smoothed demand only approaches
+            # its cap, so for a one-level heater (lowest == top) `wake_fraction` of the lowest would never be reached.
+            threshold = min(s.wake_fraction * ladder[0][1], _FULL_SHARE * ladder[-1][1])
+            if smooth >= threshold + bases and smooth > _EPS:
                 n = 1
             else:
                 return 0

@@ -20,7 +20,7 @@ target changes next (`thermostat.core.schedule.target_at(...)` / `effective_targ
   as much as hours below the comfort band after it, and a room with heavy mass warms only ≈ 0.3 K/h at full
   heat. The capped pre-heat starts the recovery from the top of the setback band and helps
   (morning_setback 56 → 45 K·h, two_heaters_large_room 28 → 17 K·h, with the optimal stop).
-* **Optimal stop.** In the last `stop_lead_s` before a target *drop* (the start of a setback), the setpoint is
+* **Optimal stop.** In the last `stop_lead_s` (3 h) before a target *drop* (the start of a setback), the setpoint is
   lowered by `stop_offset_k` (default 0.3 K: inside the comfort band, whose lower edge is target − 0.5 K). The
   heat that would only keep the room at the full target for the last hour before everybody leaves or goes to
   bed is not spent, and the room coasts down into the setback from a lower start.
@@ -45,7 +45,7 @@ class PreheatSettings:
     max_lead_s: float = 8 * 3600.0  # never pre-heat longer than this ahead
     min_rise_k: float = 0.3  # a rise smaller than this (or a room already that warm) needs no pre-heat
     max_above_target_k: float = 1.0  # a pre-heat never regulates more than this above the target in force
-    stop_lead_s: float = 7200.0  # optimal stop: lower the setpoint this long before a target drop ...
+    stop_lead_s: float = 10800.0  # optimal stop: lower the setpoint this long before a target drop ...
     stop_offset_k: float = 0.4  # ... by this much (keep it inside the comfort band's lower margin, 0.5 K)
 
     def __post_init__(self) -> None:

@@ -271,12 +271,13 @@ def _drive_heaters(
         return d
 
     while True:
-        next_t = min((due(m) for m in machines), default=math.inf)
+        dues = [(due(m), m) for m in machines]  # asked once per round
+        next_t = min((d for d, _m in dues), default=math.inf)
         if next_t > until:
             return
         clock.t = max(clock.t, next_t)
-        for m in machines:
-            if due(m) <= clock.t and not _run_due(m, miners[m.heater_id], senders[m.heater_id], clock.t):
+        for d, m in dues:
+            if d <= clock.t and not _run_due(m, miners[m.heater_id], senders[m.heater_id], clock.t):
                 idle_at[m.heater_id] = clock.t
 
 
