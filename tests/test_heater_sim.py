@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import pytest
@@ -101,3 +102,53 @@ def test_unreachable_30_minutes_then_recovers() -> None:
     assert any(e.to_state == HeaterState.FAULT for e in r.events)
     r.run(3600)
     assert r.m.state == HeaterState.RUNNING and r.m.available and r.m.confirmed_level == "standard"
+
+
+def test_stopping_an_unreachable_miner_with_a_stale_clock_polls_at_the_poll_pace() -> None:
+    """Regression: STOPPING (and WAKING) needing a fresh miner clock re-polled at once after every failed poll,
+    a hot loop against an unreachable miner. Polls must keep the `fast_poll_s` pace."""
+    from thermostat.core.actions import CommandKind
+    from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState
+    from thermostat.miners.avalon import encode_json, execute_sync
+    from thermostat.miners.errors import Unreachable
+    from thermostat.miners.models import MODELS
+    from thermostat.sim.miner import SimMiner
+
+    t = [1_800_000_000.0]
+    spec = MODELS["mini3"]
+    miner = SimMiner(spec, time_fn=lambda: t[0], boot_seconds=30, calibration_seconds=30)
+    reachable = [True]
+
+    def send(req):  # type: ignore[no-untyped-def]
+        if not reachable[0]:
+            raise Unreachable("unplugged")
+        return miner.handle(encode_json(req))
+
+    settings = HeaterSettings(min_on_s=0, min_off_s=0, poll_interval_s=120.0)
+    m = HeaterMachine("m", spec, settings, now=0.0)
+    now = 0.0
+    polls_at: list[float] = []
+
+    def run(until: float) -> None:
+        nonlocal now
+        while now < until:
+            for cmd in m.step(now):
+                if cmd.kind == CommandKind.POLL and not reachable[0]:
+                    polls_at.append(now)
+                    assert len(polls_at) < 500, "hot poll loop"
+                m.on_outcome(cmd, execute_sync(send, cmd, spec), now)
+            now += 0.5
+            t[0] += 0.5
+
+    m.want("super", now)
+    run(400)
+    assert m.state == HeaterState.RUNNING
+    last_poll = max(t for t, req in miner.commands_log if "stats" in req) - (t[0] - now)
+    run(last_poll + 5)
+    reachable[0] = False  # the miner drops off the network between two settled polls ...
+    run(last_poll + settings.clock_fresh_s + 10)  # ... and the last snapshot's clock goes stale
+    m.want(None, now, safety=True)  # standby wanted: soft off needs a fresh miner clock
+    run(now + 60)
+    assert m.state in (HeaterState.STOPPING, HeaterState.BACKOFF, HeaterState.FAULT)
+    gaps = [b - a for a, b in itertools.pairwise(polls_at)]
+    assert gaps and min(gaps) >= settings.fast_poll_s - 0.5, gaps[:10]

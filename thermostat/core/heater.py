@@ -749,8 +749,8 @@ class HeaterMachine:
                 self._sched_at = now
                 return self._cmd(CommandKind.PLUG_ON)
             at = self._miner_time(now, self.settings.soft_on_lead_s)
-            if at is None:
-                return self._poll()  # no fresh miner clock: read it first
+            if at is None:  # no fresh miner clock: read it first (at the poll pace: it may not answer)
+                return self._poll() if now >= self._next_at else None
             self._cmd_due = False
             self._sched_at = now + self.settings.soft_on_lead_s
             # count the wake when it happens on the miner (a resent softon moves it; +1 s for rounding up)
@@ -775,8 +775,8 @@ class HeaterMachine:
                 self._sched_at = now
                 return self._cmd(CommandKind.PLUG_OFF)
             at = self._miner_time(now, self.settings.soft_off_lead_s)
-            if at is None:
-                return self._poll()
+            if at is None:  # no fresh miner clock: read it first (at the poll pace: it may not answer)
+                return self._poll() if now >= self._next_at else None
             self._cmd_due = False
             self._sched_at = now + self.settings.soft_off_lead_s
             return self._cmd(CommandKind.SOFT_OFF, at=at)
