@@ -270,11 +270,16 @@ def _drive_heaters(
             return clock.t + 1.0
         return d
 
+    rounds_at_instant = 0
     while True:
         dues = [(due(m), m) for m in machines]  # asked once per round
         next_t = min((d for d, _m in dues), default=math.inf)
         if next_t > until:
             return
+        rounds_at_instant = rounds_at_instant + 1 if next_t <= clock.t else 0
+        if rounds_at_instant > 1000:  # a machine that keeps sending at one instant is a bug: fail, never hang
+            busy = [m.heater_id for d, m in dues if d <= clock.t]
+            raise RuntimeError(f"heater machine(s) {busy} keep sending commands at t={clock.t:.0f} s")
         clock.t = max(clock.t, next_t)
         for d, m in dues:
             if d <= clock.t and not _run_due(m, miners[m.heater_id], senders[m.heater_id], clock.t):
