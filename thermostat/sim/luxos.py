@@ -48,6 +48,7 @@ from enum import Enum
 from typing import Any
 
 from thermostat.miners.models import Level, ModelSpec
+from thermostat.sim.events import EventDrivenSim
 from thermostat.sim.miner import SimFaults
 
 TAU_CHIP_S = 45.0
@@ -83,7 +84,7 @@ def error(code: int, msg: str) -> SimReply:
     return SimReply("E", code, msg)
 
 
-class AntminerSim:
+class AntminerSim(EventDrivenSim):
     """Shared model of an Antminer as a heater. Subclasses add their API in `_dispatch`."""
 
     description = "cgminer"
@@ -221,23 +222,9 @@ class AntminerSim:
     def inlet_temp_c(self) -> float:
         return self._inlet
 
-    def set_inlet_temp(self, c: float) -> None:
-        self.update()
-        self._inlet = float(c)
 
     # ------------------------------------------------------------------ events
 
-    def update(self) -> None:
-        """Advance events and physics to `time_fn()`."""
-        now = float(self.time_fn())
-        while True:
-            due = self._next_event()
-            if due is None or due[0] > now:
-                break
-            t_ev, action = due
-            self._advance(max(t_ev, self._t))
-            action()
-        self._advance(max(now, self._t))
 
     def reboot(self) -> None:
         """Restart the controller now: the API is silent for `offline_seconds`, then it mines."""

@@ -61,6 +61,7 @@ from enum import Enum
 from typing import Any
 
 from thermostat.miners.models import Level, ModelSpec
+from thermostat.sim.events import EventDrivenSim
 
 # ---------------------------------------------------------------------------------------------
 # Constants of the physical model (documented here, used below)
@@ -346,7 +347,7 @@ def _failed(text: str) -> _Reply:
     return _Reply("E", 120, f"ASC 0 set failed: {text}")
 
 
-class SimMiner:
+class SimMiner(EventDrivenSim):
     """One simulated miner. See the module docstring for the behaviour."""
 
     def __init__(
@@ -551,22 +552,7 @@ class SimMiner:
 
     # ------------------------------------------------------------------ public control
 
-    def set_inlet_temp(self, c: float) -> None:
-        """The room air the miner breathes in (from the room model)."""
-        self.update()
-        self._inlet = float(c)
 
-    def update(self) -> None:
-        """Advance events and physics to `time_fn()`."""
-        now = float(self.time_fn())
-        while True:
-            due = self._next_event()
-            if due is None or due[0] > now:
-                break
-            t_ev, action = due
-            self._advance(max(t_ev, self._t))
-            action()
-        self._advance(max(now, self._t))
 
     def reboot(self, delay_s: float = 0.0) -> None:
         """Restart the controller (like `ascset|0,reboot,N`)."""
