@@ -7,6 +7,7 @@ calibration finished, ...) and `_advance(t)` (continuous physics up to `t`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 
@@ -37,3 +38,25 @@ class EventDrivenSim:
         """The room air the miner breathes in (from the room model)."""
         self.update()
         self._inlet = float(c)
+
+
+class BadRequest(ValueError):
+    """A JSON request that is not a JSON object (the firmware answers E/23 "Invalid JSON")."""
+
+
+def parse_request(text: str) -> tuple[bool, str, str | None]:
+    """One cgminer request as the firmware reads it: (as_json, command, parameter).
+
+    JSON when it starts with `{` (`{"command": .., "parameter": ..}`; any parameter is taken as a string),
+    else the plain-text `command|parameter` form split at the first `|`. Raises `BadRequest` for broken JSON."""
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        if not isinstance(obj, dict):
+            raise BadRequest("not an object")
+        raw = obj.get("parameter")
+        return True, str(obj.get("command", "")).strip(), None if raw is None else str(raw)
+    command, sep, rest = text.partition("|")
+    return False, command.strip(), rest if sep else None

@@ -48,7 +48,7 @@ from enum import Enum
 from typing import Any
 
 from thermostat.miners.models import Level, ModelSpec
-from thermostat.sim.events import EventDrivenSim
+from thermostat.sim.events import BadRequest, EventDrivenSim, parse_request
 from thermostat.sim.miner import SimFaults
 
 TAU_CHIP_S = 45.0
@@ -337,21 +337,10 @@ class AntminerSim(EventDrivenSim):
         self.commands_log.append((self._t, text))
         if not self.reachable:
             return None
-        as_json = text.startswith("{")
-        if as_json:
-            try:
-                obj = json.loads(text)
-                if not isinstance(obj, dict):
-                    raise ValueError("not an object")
-                command = str(obj.get("command", ""))
-                raw_param = obj.get("parameter")
-                param = None if raw_param is None else str(raw_param)
-            except (ValueError, TypeError):
-                return self._finish(error(23, "Invalid JSON"), True)
-        else:
-            command, sep, rest = text.partition("|")
-            param = rest if sep else None
-        command = command.strip()
+        try:
+            as_json, command, param = parse_request(text)
+        except BadRequest:
+            return self._finish(error(23, "Invalid JSON"), True)
         if command in POOL_COMMANDS:
             reply = error(45, f"Access denied to '{command}' command")
         else:

@@ -61,7 +61,7 @@ from enum import Enum
 from typing import Any
 
 from thermostat.miners.models import Level, ModelSpec
-from thermostat.sim.events import EventDrivenSim
+from thermostat.sim.events import BadRequest, EventDrivenSim, parse_request
 
 # ---------------------------------------------------------------------------------------------
 # Constants of the physical model (documented here, used below)
@@ -592,21 +592,10 @@ class SimMiner(EventDrivenSim):
         self.commands_log.append((self._t, text))
         if not self.reachable:
             return None
-        as_json = text.startswith("{")
-        if as_json:
-            try:
-                obj = json.loads(text)
-                if not isinstance(obj, dict):
-                    raise ValueError("not an object")
-                command = str(obj.get("command", ""))
-                raw_param = obj.get("parameter")
-                param = None if raw_param is None else str(raw_param)
-            except (ValueError, TypeError):
-                return self._finish(_Reply("E", 23, "Invalid JSON"), True)
-        else:
-            command, sep, rest = text.partition("|")
-            param = rest if sep else None
-        command = command.strip()
+        try:
+            as_json, command, param = parse_request(text)
+        except BadRequest:
+            return self._finish(_Reply("E", 23, "Invalid JSON"), True)
         reply = self._dispatch(command, param)
         self.update()  # a schedule in the past acts at once
         if reply is None:
