@@ -518,18 +518,25 @@ class Config(BaseModel):
 # --------------------------------------------------------------------------- loading
 
 
-def load_schedule(path: str | Path) -> Schedule:
-    """Load and validate one schedule file. Raises ConfigError with `file:line:col` lines."""
-    p = Path(path)
+def _load_mapping(p: Path, when_empty: str, when_not_mapping: str) -> dict[str, Any]:
+    """The YAML document of `p`, which must be a non-empty mapping; otherwise a located ConfigError."""
     name = display_path(p)
     try:
         data = load_yaml_file(p)
     except YamlFileError as exc:
         raise ConfigError(exc.errors) from None
     if data is None:
-        raise ConfigError([f"{name}: file is empty"])
+        raise ConfigError([f"{name}: {when_empty}"])
     if not isinstance(data, dict):
-        raise ConfigError([f"{name}:1:1: (top level): a schedule must be a mapping (timezone, presets, week)"])
+        raise ConfigError([f"{name}:1:1: (top level): {when_not_mapping}"])
+    return data
+
+
+def load_schedule(path: str | Path) -> Schedule:
+    """Load and validate one schedule file. Raises ConfigError with `file:line:col` lines."""
+    p = Path(path)
+    name = display_path(p)
+    data = _load_mapping(p, "file is empty", "a schedule must be a mapping (timezone, presets, week)")
     try:
         return Schedule.from_data(data, name=p.stem)
     except ValidationError as exc:
@@ -544,14 +551,9 @@ def load_config(path: str | Path) -> Config:
     """Load, validate and cross-check a house configuration. Raises ConfigError listing every problem."""
     p = Path(path)
     name = display_path(p)
-    try:
-        data = load_yaml_file(p)
-    except YamlFileError as exc:
-        raise ConfigError(exc.errors) from None
-    if data is None:
-        raise ConfigError([f"{name}: file is empty (expected rooms: and heaters:)"])
-    if not isinstance(data, dict):
-        raise ConfigError([f"{name}:1:1: (top level): the configuration must be a mapping (mqtt:, rooms:, ...)"])
+    data = _load_mapping(
+        p, "file is empty (expected rooms: and heaters:)", "the configuration must be a mapping (mqtt:, rooms:, ...)"
+    )
     base = p.resolve().parent
 
     problems: list[Problem] = []
