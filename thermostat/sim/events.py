@@ -1,6 +1,7 @@
 """What every simulated miner shares: virtual time advanced event by event.
 
-A subclass keeps its own `_t` (the time its physics has reached), `_inlet` (room air in °C) and `time_fn`, and
+A subclass keeps its own `_t` (the time its physics has reached), `_inlet` (room air in °C), `time_fn` and
+`clock_skew_s`, and
 implements `_next_event()` (the earliest pending scheduled action: soft on/off taking effect, boot finished,
 calibration finished, ...) and `_advance(t)` (continuous physics up to `t`).
 """
@@ -13,8 +14,15 @@ from collections.abc import Callable
 
 class EventDrivenSim:
     time_fn: Callable[[], float]
+    clock_skew_s: float
     _t: float
     _inlet: float
+
+    @property
+    def now(self) -> float:
+        """The miner's clock: true time plus its skew (what `When` reports)."""
+        self.update()
+        return self._t + self.clock_skew_s
 
     def _next_event(self) -> tuple[float, Callable[[], None]] | None:
         raise NotImplementedError

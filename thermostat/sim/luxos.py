@@ -133,11 +133,6 @@ class AntminerSim(EventDrivenSim):
 
     # ------------------------------------------------------------------ observables
 
-    @property
-    def now(self) -> float:
-        """The miner's clock (true time + skew): what `When` reports."""
-        self.update()
-        return self._t + self.clock_skew_s
 
     @property
     def phase(self) -> AntPhase:

@@ -435,11 +435,6 @@ class SimMiner(EventDrivenSim):
 
     # ------------------------------------------------------------------ public properties
 
-    @property
-    def now(self) -> float:
-        """Miner clock: the true time plus the clock skew (what `When` reports)."""
-        self.update()
-        return self._t + self.clock_skew_s
 
     @property
     def state(self) -> str:
