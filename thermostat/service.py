@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from thermostat.adapters import ha_bridge
+from thermostat.adapters import ha, ha_bridge
 from thermostat.adapters.mqtt import Message, MqttLink
 from thermostat.adapters.store import HeaterState as StoredHeater
 from thermostat.adapters.store import RoomState, Store
@@ -35,7 +35,7 @@ from thermostat.core.engine import RoomControl, RoomDecision
 from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState, TransitionEvent
 from thermostat.core.schedule import Away, Override, Schedule, Target, effective_target, target_at
 from thermostat.core.sensor import Accepted, BadReading, SensorFilter, parse_payload
-from thermostat.miners.avalon import parse_version
+from thermostat.miners.avalon import Request, parse_version
 from thermostat.miners.client import MinerClient
 from thermostat.miners.errors import MinerError
 from thermostat.miners.models import MODELS, ModelSpec
@@ -321,7 +321,7 @@ class Service:
         backoff = 5.0
         while h.machine is None:
             try:
-                info = parse_version(await h.client.request(_version_request()))
+                info = parse_version(await h.client.request(Request("version")))
             except MinerError as exc:
                 log.warning("heater %s: model probe failed (%s); retrying in %.0f s", h.id, exc, backoff)
             else:
@@ -555,8 +555,6 @@ class Service:
             log.warning("room %s: reading %.2f rejected: %s %s", room.id, value, result.reason, result.detail)
 
     def _on_command(self, kind: str, ident: str, what: str, payload: bytes) -> None:
-        from thermostat.adapters import ha  # local import: the command vocabulary lives with discovery
-
         if kind == "room" and ident in self.rooms:
             room = self.rooms[ident]
             cmd = ha.parse_room_command(what, payload, room.cfg.limits.min_c, room.cfg.limits.max_c,
@@ -582,8 +580,6 @@ class Service:
         self.link.publish_nowait(topic, reason)
 
     def _apply_room_command(self, room: RoomRuntime, cmd: Any) -> None:
-        from thermostat.adapters import ha
-
         wall = self.clock.now()
         st = room.state
         if isinstance(cmd, ha.SetMode):
@@ -603,8 +599,6 @@ class Service:
         self._tick.set()
 
     def _apply_heater_command(self, h: HeaterRuntime, cmd: Any) -> None:
-        from thermostat.adapters import ha
-
         if isinstance(cmd, ha.Reboot) and h.spec is None:
             return self._reject(f"{self.base}/heater/{h.id}/error", "reboot: model not identified yet")
         if isinstance(cmd, ha.SetControlled):
@@ -706,10 +700,3 @@ def _settled_off(machine: HeaterMachine | None) -> bool:
     if machine is None:
         return True
     return machine.state in (HeaterState.STANDBY, HeaterState.FAULT) and machine.in_flight is None
-
-
-
-def _version_request() -> Any:
-    from thermostat.miners.avalon import Request
-
-    return Request("version")
