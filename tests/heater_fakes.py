@@ -12,10 +12,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from thermostat.core.actions import Command, CommandKind, Outcome, OutcomeKind
 from thermostat.core.heater import HeaterMachine, TransitionEvent
-from thermostat.miners.models import ModelSpec
-from thermostat.miners.snapshot import MinerState, Snapshot
+from thermostat.domain.actions import Command, CommandKind, Outcome, OutcomeKind
+from thermostat.domain.snapshot import MinerState, Snapshot
+from thermostat.domain.spec import ModelSpec
 
 EPOCH = 1_767_225_600.0  # 2026-01-01: the miner clock is now + EPOCH + skew_s
 BUSY_MSG = "ASC 0 set failed: current mode 1 is caling Don't permit switch mode"

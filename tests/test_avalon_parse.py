@@ -7,7 +7,8 @@ import json
 import pytest
 import replay_server as rs
 
-from thermostat.core.actions import Command, CommandKind, OutcomeKind
+from thermostat.domain.actions import Command, CommandKind, OutcomeKind
+from thermostat.domain.snapshot import MinerState
 from thermostat.miners import avalon
 from thermostat.miners.avalon import (
     Request,
@@ -33,7 +34,6 @@ from thermostat.miners.errors import (
     Unsupported,
 )
 from thermostat.miners.models import MINI3, NANO3S, Q
-from thermostat.miners.snapshot import MinerState
 
 
 def b(text: str) -> bytes:

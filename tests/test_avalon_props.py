@@ -14,7 +14,9 @@ import replay_server as rs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from thermostat.core.actions import Command, CommandKind, OutcomeKind
+from thermostat.domain.actions import Command, CommandKind, OutcomeKind
+from thermostat.domain.snapshot import Snapshot
+from thermostat.domain.spec import ModelSpec
 from thermostat.miners.avalon import (
     Request,
     decode_reply,
@@ -25,8 +27,7 @@ from thermostat.miners.avalon import (
     requests_for,
 )
 from thermostat.miners.errors import InvalidValue, MalformedReply, Refused, Unsupported
-from thermostat.miners.models import MODELS, ModelSpec
-from thermostat.miners.snapshot import Snapshot
+from thermostat.miners.models import MODELS
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

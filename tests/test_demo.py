@@ -17,8 +17,8 @@ import pytest
 
 from thermostat import cli
 from thermostat.adapters import embedded_broker
-from thermostat.commands import demo
 from thermostat.config import load_config
+from thermostat.sim import demo
 from thermostat.sim.house import SimHouse
 from thermostat.sim.room import ROOM_PRESETS
 

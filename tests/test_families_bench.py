@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from thermostat.core.actions import Command, Outcome
 from thermostat.core.heater import HeaterMachine, HeaterState
+from thermostat.domain.actions import Command, Outcome
+from thermostat.domain.spec import ModelSpec
 from thermostat.miners.avalon import Request, encode_json, execute_sync
-from thermostat.miners.models import BRAIINS_S19, LUXOS_S21, ModelSpec
+from thermostat.miners.models import BRAIINS_S19, LUXOS_S21
 from thermostat.miners.protocols import SessionCache
 from thermostat.sim.bench import run_one
 from thermostat.sim.factory import make_sim_miner

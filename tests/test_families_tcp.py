@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from thermostat.core.actions import Command, CommandKind, OutcomeKind
+from thermostat.domain.actions import Command, CommandKind, OutcomeKind
+from thermostat.domain.snapshot import MinerState
+from thermostat.domain.spec import ModelSpec
 from thermostat.miners.client import MinerClient
-from thermostat.miners.models import BRAIINS_S19, LUXOS_S21, ModelSpec
-from thermostat.miners.snapshot import MinerState
+from thermostat.miners.models import BRAIINS_S19, LUXOS_S21
 from thermostat.sim.factory import make_sim_miner
 from thermostat.sim.server import close_server, serve_miner, server_port
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 import pytest
 from heater_fakes import EPOCH, FakeMiner, Harness
 
-from thermostat.core.actions import Command, CommandKind, Outcome, OutcomeKind
 from thermostat.core.heater import (
     TRANSITIONS,
     HeaterMachine,
@@ -18,8 +17,10 @@ from thermostat.core.heater import (
     InvalidTransition,
     OffMethod,
 )
-from thermostat.miners.models import MINI3, NANO3S, ModelSpec, Q
-from thermostat.miners.snapshot import MinerState, Snapshot
+from thermostat.domain.actions import Command, CommandKind, Outcome, OutcomeKind
+from thermostat.domain.snapshot import MinerState, Snapshot
+from thermostat.domain.spec import ModelSpec
+from thermostat.miners.models import MINI3, NANO3S, Q
 
 S = HeaterState
 K = CommandKind

@@ -23,9 +23,10 @@ from heater_fakes import FakeMiner, Harness
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from thermostat.core.actions import OutcomeKind
 from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState, OffMethod
-from thermostat.miners.models import MINI3, NANO3S, ModelSpec, Q
+from thermostat.domain.actions import OutcomeKind
+from thermostat.domain.spec import ModelSpec
+from thermostat.miners.models import MINI3, NANO3S, Q
 
 SETTLE_S = 3 * 3600.0
 SLACK_S = 20.0  # poll period + readback granularity

@@ -8,10 +8,11 @@ from collections.abc import Callable
 
 import pytest
 
-from thermostat.core.actions import Command, CommandKind, Outcome
 from thermostat.core.heater import HeaterMachine, HeaterState, TransitionEvent
+from thermostat.domain.actions import Command, CommandKind, Outcome
+from thermostat.domain.spec import ModelSpec
 from thermostat.miners.avalon import Request, encode_json, execute_sync
-from thermostat.miners.models import MINI3, ModelSpec, Q
+from thermostat.miners.models import MINI3, Q
 from thermostat.sim.miner import SimMiner
 
 T0 = 1_767_225_600.0
@@ -107,8 +108,8 @@ def test_unreachable_30_minutes_then_recovers() -> None:
 def test_stopping_an_unreachable_miner_with_a_stale_clock_polls_at_the_poll_pace() -> None:
     """Regression: STOPPING (and WAKING) needing a fresh miner clock re-polled at once after every failed poll,
     a hot loop against an unreachable miner. Polls must keep the `fast_poll_s` pace."""
-    from thermostat.core.actions import CommandKind
     from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState
+    from thermostat.domain.actions import CommandKind
     from thermostat.miners.avalon import encode_json, execute_sync
     from thermostat.miners.errors import Unreachable
     from thermostat.miners.models import MODELS

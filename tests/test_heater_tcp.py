@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 
 from thermostat.clock import ScaledClock
-from thermostat.core.actions import OutcomeKind
 from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState
+from thermostat.domain.actions import OutcomeKind
 from thermostat.miners.client import MinerClient
 from thermostat.miners.models import MODELS
 from thermostat.sim.miner import SimMiner

@@ -10,13 +10,13 @@ import pytest
 import replay_server as rs
 from replay_server import CLOSE, HANG, ReplayServer, free_tcp_port
 
-from thermostat.core.actions import Command, CommandKind, OutcomeKind
+from thermostat.domain.actions import Command, CommandKind, OutcomeKind
+from thermostat.domain.snapshot import MinerState
 from thermostat.miners.avalon import Request
 from thermostat.miners.client import MinerClient
 from thermostat.miners.errors import Busy, ForbiddenCommand, MalformedReply, MinerTimeout, Refused, Unreachable
 from thermostat.miners.models import MINI3, NANO3S, Q
 from thermostat.miners.scan import ScanTooLarge, scan, scan_hosts
-from thermostat.miners.snapshot import MinerState
 
 FORMS = ["json", "text"]
 BUSY_MSG = "ASC 0 set failed: current mode 0 is caling Don't permit switch mode"

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from conftest import free_port
 
-from thermostat.adapters import ha, ha_bridge
+from thermostat.adapters import ha
 from thermostat.adapters.mrm import (
     MinerInfo,
     MrmClient,
@@ -32,9 +32,10 @@ from thermostat.adapters.mrm import (
     logs_body,
     miner_info,
 )
+from thermostat.domain.snapshot import Snapshot
 from thermostat.miners.avalon import Request, decode_reply, encode, parse_pools, parse_stats
 from thermostat.miners.models import MODELS
-from thermostat.miners.snapshot import Snapshot
+from thermostat.service import ha_bridge
 from thermostat.sim.miner import SimMiner
 
 SPECS_REQUIRED = ("model", "firmware_version", "software_version")

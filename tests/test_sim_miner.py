@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from thermostat.miners.models import MINI3, MODELS, NANO3S, ModelSpec, Q
+from thermostat.domain.spec import ModelSpec
+from thermostat.miners.models import MINI3, MODELS, NANO3S, Q
 from thermostat.sim.miner import SimMiner
 
 T0 = 1_753_000_000.0
@@ -579,7 +580,7 @@ def test_round_trip_through_the_avalon_parser() -> None:
     avalon = pytest.importorskip("thermostat.miners.avalon")
     if not hasattr(avalon, "parse_stats"):
         pytest.skip("parser not there yet")
-    from thermostat.miners.snapshot import MinerState
+    from thermostat.domain.snapshot import MinerState
 
     for spec in (MINI3, NANO3S, Q):
         m, vt = make(spec, start_state="mining")

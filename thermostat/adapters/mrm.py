@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 
 from thermostat import __version__
 from thermostat.clock import Clock, RealClock
+from thermostat.domain.snapshot import Snapshot
+from thermostat.domain.spec import ModelSpec
 from thermostat.miners.avalon import Reply
-from thermostat.miners.models import ModelSpec
-from thermostat.miners.snapshot import Snapshot
 
 log = logging.getLogger("thermostat.mrm")
 

@@ -38,7 +38,7 @@ def _main(args: argparse.Namespace) -> int:
     if args.readings < 10 or args.interval <= 0:
         print("bench-latency: --readings must be at least 10 and --interval positive", file=sys.stderr)
         return 2
-    from thermostat.commands.demo import INSTALL_HINT, pick_broker
+    from thermostat.sim.demo import INSTALL_HINT, pick_broker
 
     with tempfile.TemporaryDirectory(prefix="thermostat-latency-") as tmp:
         broker = pick_broker(args.broker, Path(tmp))

@@ -13,13 +13,14 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from thermostat.core.actions import Command, CommandKind, OutcomeKind
+from thermostat.domain.actions import Command, CommandKind, OutcomeKind
+from thermostat.domain.snapshot import Snapshot
+from thermostat.domain.spec import ModelSpec
 from thermostat.miners.avalon import AUTO_FAN, REBOOT_MAX_DELAY_S, VersionInfo, reboot_request
 from thermostat.miners.client import DEFAULT_PORT, MinerClient
 from thermostat.miners.errors import InvalidValue, MinerError, Refused, Unsupported
-from thermostat.miners.models import MODELS, ModelSpec
+from thermostat.miners.models import MODELS
 from thermostat.miners.scan import scan
-from thermostat.miners.snapshot import Snapshot
 
 EXIT_OK = 0
 EXIT_MINER = 1

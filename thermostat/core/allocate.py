@@ -44,7 +44,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from thermostat.miners.models import ModelSpec
+from thermostat.domain.spec import ModelSpec
 
 _EPS = 1e-6
 _FULL_SHARE = 0.99  # a smoothed demand this close to a heater's top level counts as asking for all of it

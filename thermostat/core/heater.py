@@ -63,9 +63,9 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from thermostat.core.actions import Command, CommandKind, Outcome, OutcomeKind
-from thermostat.miners.models import ModelSpec
-from thermostat.miners.snapshot import MinerState, Snapshot
+from thermostat.domain.actions import Command, CommandKind, Outcome, OutcomeKind
+from thermostat.domain.snapshot import MinerState, Snapshot
+from thermostat.domain.spec import ModelSpec
 
 NEVER = -math.inf
 

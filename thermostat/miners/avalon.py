@@ -18,7 +18,9 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from thermostat.core.actions import Command, CommandKind, Outcome, OutcomeKind
+from thermostat.domain.actions import Command, CommandKind, Outcome, OutcomeKind
+from thermostat.domain.snapshot import MinerState, Snapshot
+from thermostat.domain.spec import ModelSpec
 from thermostat.miners.errors import (
     Busy,
     ForbiddenCommand,
@@ -30,8 +32,7 @@ from thermostat.miners.errors import (
     Unreachable,
     Unsupported,
 )
-from thermostat.miners.models import ModelSpec, model_from_ver_string, model_from_version
-from thermostat.miners.snapshot import MinerState, Snapshot
+from thermostat.miners.models import model_from_ver_string, model_from_version
 
 # --------------------------------------------------------------------------------------------------
 # Requests and the single guard every request passes through

@@ -38,10 +38,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from thermostat.core.actions import Command, CommandKind, Outcome, OutcomeKind
+from thermostat.domain.actions import Command, CommandKind, Outcome, OutcomeKind
+from thermostat.domain.snapshot import MinerState, Snapshot
+from thermostat.domain.spec import ModelSpec
 from thermostat.miners.avalon import AUTO_FAN, Plan, Reply, Request
 from thermostat.miners.errors import InvalidValue, MalformedReply, Unsupported
-from thermostat.miners.models import ModelSpec
 from thermostat.miners.protocols import (
     PollPart,
     SessionCache,
@@ -55,7 +56,6 @@ from thermostat.miners.protocols import (
     reply_outcome,
     section,
 )
-from thermostat.miners.snapshot import MinerState, Snapshot
 
 POLL_PARTS = (
     PollPart(Request("summary")),

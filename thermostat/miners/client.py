@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from thermostat.core.actions import Command, CommandKind, Outcome, OutcomeKind
+from thermostat.domain.actions import Command, CommandKind, Outcome, OutcomeKind
+from thermostat.domain.snapshot import Snapshot
+from thermostat.domain.spec import ModelSpec
 from thermostat.miners.avalon import (
     POLL_FALLBACK,
     POLL_REQUEST,
@@ -34,9 +36,7 @@ from thermostat.miners.errors import (
     Refused,
     Unreachable,
 )
-from thermostat.miners.models import ModelSpec
 from thermostat.miners.protocols import SessionCache, protocol_for
-from thermostat.miners.snapshot import Snapshot
 
 DEFAULT_PORT = 4028
 MAX_REPLY_BYTES = 1 << 20  # a full estats of a Q is ~10 KiB; anything near 1 MiB is not a miner

@@ -52,10 +52,11 @@ from collections import Counter
 from collections.abc import Generator
 from typing import Any
 
-from thermostat.core.actions import Command, CommandKind, Outcome, OutcomeKind
+from thermostat.domain.actions import Command, CommandKind, Outcome, OutcomeKind
+from thermostat.domain.snapshot import MinerState, Snapshot
+from thermostat.domain.spec import ModelSpec
 from thermostat.miners.avalon import AUTO_FAN, Plan, Reply, Request, check_status, decode_reply
 from thermostat.miners.errors import InvalidValue, MalformedReply, Refused, Unsupported
-from thermostat.miners.models import ModelSpec
 from thermostat.miners.protocols import (
     PollPart,
     SessionCache,
@@ -69,7 +70,6 @@ from thermostat.miners.protocols import (
     reply_outcome,
     section,
 )
-from thermostat.miners.snapshot import MinerState, Snapshot
 
 POLL_PARTS = (
     PollPart(Request("summary")),

@@ -37,11 +37,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from thermostat.core.actions import Command, Outcome, OutcomeKind
+from thermostat.domain.actions import Command, Outcome, OutcomeKind
+from thermostat.domain.snapshot import Snapshot
+from thermostat.domain.spec import ModelSpec
 from thermostat.miners.avalon import Plan, Reply, Request, check_status, decode_reply
 from thermostat.miners.errors import Busy, MalformedReply, Refused
-from thermostat.miners.models import ModelSpec
-from thermostat.miners.snapshot import Snapshot
 
 #: family name -> module implementing `requests_for` and `plan` (plus `parse_poll` for non-Avalon families)
 FAMILY_MODULES: dict[str, str] = {

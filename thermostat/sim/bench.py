@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import cast
 
-from thermostat.core.actions import Command
 from thermostat.core.allocate import Allocator, SimpleAllocator
 from thermostat.core.control import make_controller
 from thermostat.core.engine import RoomControl
@@ -26,6 +25,7 @@ from thermostat.core.kpi import Kpi
 from thermostat.core.preheat import Preheat
 from thermostat.core.schedule import Schedule, Target, target_at
 from thermostat.core.sensor import SensorFilter
+from thermostat.domain.actions import Command
 from thermostat.miners.avalon import Request, encode_json, execute_sync
 from thermostat.miners.errors import Unreachable
 from thermostat.sim.factory import make_sim_miner

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
-from thermostat.miners.models import ModelSpec
+from thermostat.domain.spec import ModelSpec
 from thermostat.sim.braiins import BraiinsSim
 from thermostat.sim.luxos import LuxOSSim
 from thermostat.sim.miner import SimFaults, SimMiner

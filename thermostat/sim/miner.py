@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from thermostat.miners.models import Level, ModelSpec
+from thermostat.domain.spec import Level, ModelSpec
 from thermostat.sim.events import BadRequest, EventDrivenSim, parse_request
 
 # ---------------------------------------------------------------------------------------------

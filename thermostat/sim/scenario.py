@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from thermostat.miners.models import MODELS, ModelSpec
+from thermostat.domain.spec import ModelSpec
+from thermostat.miners.models import MODELS
 from thermostat.sim.room import (
     ROOM_PRESETS,
     GainsProfile,

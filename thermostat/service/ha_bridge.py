@@ -6,13 +6,15 @@ maps the service's rooms and heaters onto them, and turns parsed commands into s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from thermostat.adapters import ha
 from thermostat.core.heater import HeaterState
 
 if TYPE_CHECKING:
-    from thermostat.service import HeaterRuntime, RoomRuntime, Service
+    from thermostat.service.household import HeaterRuntime, RoomRuntime, Service
 
 
 REMOTE_OFF = "remote off (Mining Rig Monitor)"
@@ -53,8 +55,6 @@ def room_state_messages(service: Service, room: RoomRuntime) -> Iterator[tuple[s
 
 
 def _room_json(room: RoomRuntime) -> str:
-    import json
-
     target = room.target
     return json.dumps({
         "current_temp": room.filter.last_value,
@@ -91,6 +91,4 @@ def heater_state_messages(service: Service, h: HeaterRuntime) -> Iterator[tuple[
 
 
 def discovery_messages(service: Service) -> Iterator[tuple[str, dict[str, Any]]]:
-    from thermostat.adapters import ha
-
     yield from ha.discovery_for_service(service)

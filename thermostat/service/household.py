@@ -21,24 +21,26 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from thermostat.adapters import ha, ha_bridge
+from thermostat.adapters import ha
 from thermostat.adapters.mqtt import Message, MqttLink
 from thermostat.adapters.store import HeaterState as StoredHeater
 from thermostat.adapters.store import RoomState, Store
 from thermostat.adapters.wallclock import BlockScheduler
 from thermostat.clock import Clock, RealClock
 from thermostat.config import Config, HeaterConfig, RoomConfig
-from thermostat.core.actions import Command, CommandKind, Outcome, OutcomeKind
 from thermostat.core.allocate import Allocator
 from thermostat.core.control import make_controller
 from thermostat.core.engine import RoomControl, RoomDecision
 from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState, TransitionEvent
 from thermostat.core.schedule import Away, Override, Schedule, Target, effective_target, target_at
 from thermostat.core.sensor import Accepted, BadReading, SensorFilter, parse_payload
+from thermostat.domain.actions import Command, CommandKind, Outcome, OutcomeKind
+from thermostat.domain.spec import ModelSpec
 from thermostat.miners.avalon import Request, parse_version
 from thermostat.miners.client import MinerClient
 from thermostat.miners.errors import MinerError
-from thermostat.miners.models import MODELS, ModelSpec
+from thermostat.miners.models import MODELS
+from thermostat.service import ha_bridge
 
 log = logging.getLogger("thermostat.service")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from thermostat.miners.snapshot import Snapshot
+from thermostat.domain.snapshot import Snapshot
 
 
 class CommandKind(StrEnum):
