@@ -36,7 +36,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticUndefined
 
-from thermostat.core.schedule import Schedule, ScheduleError, ScheduleSpec, raw_problems
+from thermostat.core.schedule import Schedule, ScheduleError, ScheduleSpec, raw_problems, schedule_warnings
 from thermostat.miners.models import MODELS
 from thermostat.yamlio import (
     Problem,
@@ -494,6 +494,7 @@ class Config(BaseModel):
 
     _path: Path | None = PrivateAttr(default=None)
     _schedules: dict[str, Schedule] = PrivateAttr(default_factory=dict)
+    _warnings: list[str] = PrivateAttr(default_factory=list)  # located warnings found while loading
 
     @property
     def path(self) -> Path | None:
@@ -534,11 +535,29 @@ def _load_mapping(p: Path, when_empty: str, when_not_mapping: str) -> dict[str, 
 
 def load_schedule(path: str | Path) -> Schedule:
     """Load and validate one schedule file. Raises ConfigError with `file:line:col` lines."""
+    return _read_schedule(Path(path))[0]
+
+
+def schedule_file_warnings(path: str | Path, *, rooms: dict[str, LimitsConfig] | None = None) -> list[str]:
+    """`file:line:col: field: warning` lines for a valid schedule file: blocks written out of time order and,
+    for each room given with its limits, temperatures the room will clamp. Raises ConfigError if invalid."""
     p = Path(path)
+    _, data = _read_schedule(p)
+    return _schedule_warning_lines(p, data, rooms or {})
+
+
+def _schedule_warning_lines(p: Path, data: dict[str, Any], rooms: dict[str, LimitsConfig]) -> list[str]:
+    found = schedule_warnings(data)
+    for rid, limits in rooms.items():
+        found += schedule_warnings(data, min_c=limits.min_c, max_c=limits.max_c, room=rid)
+    return format_problems(display_path(p), data, [Problem(w.loc, w.message, w.on_key) for w in found])
+
+
+def _read_schedule(p: Path) -> tuple[Schedule, dict[str, Any]]:
     name = display_path(p)
     data = _load_mapping(p, "file is empty", "a schedule must be a mapping (timezone, presets, week)")
     try:
-        return Schedule.from_data(data, name=p.stem)
+        return Schedule.from_data(data, name=p.stem), data
     except ValidationError as exc:
         problems = problems_from_validation_error(exc, ScheduleSpec)
         problems += [Problem(sp.loc, sp.message, sp.on_key) for sp in raw_problems(data)]
@@ -587,9 +606,12 @@ def load_config(path: str | Path) -> Config:
         heaters[hid] = heater
     config = config.model_copy(update={"rooms": rooms, "mqtt": mqtt, "state": state, "heaters": heaters})
     config._path = p.resolve()
+    for spath, (_, sdata) in schedules.items():
+        limits = {rid: room.limits for rid, room in config.rooms.items() if room.schedule == spath}
+        config._warnings.extend(_schedule_warning_lines(spath, sdata, limits))
     for rid, room in config.rooms.items():
         if room.schedule is not None:
-            config._schedules[rid] = schedules[room.schedule]
+            config._schedules[rid] = schedules[room.schedule][0]
         else:
             assert room.target is not None
             config._schedules[rid] = Schedule.constant(room.target, name=f"{rid} (fixed)")
@@ -601,13 +623,15 @@ def _resolve(base: Path, path: Path) -> Path:
     return path if path.is_absolute() else (base / path).resolve()
 
 
-def _cross_check(data: Any, base: Path, problems: list[Problem], other_files: list[str]) -> dict[Path, Schedule]:
+def _cross_check(
+    data: Any, base: Path, problems: list[Problem], other_files: list[str]
+) -> dict[Path, tuple[Schedule, dict[str, Any]]]:
     """Checks across sections, on the raw tree so they run even when other parts failed validation."""
     rooms = data.get("rooms") if isinstance(data.get("rooms"), dict) else {}
     heaters = data.get("heaters") if isinstance(data.get("heaters"), dict) else {}
     heater_ids = [str(h) for h in heaters]
     owner: dict[str, str] = {}
-    schedules: dict[Path, Schedule] = {}
+    schedules: dict[Path, tuple[Schedule, dict[str, Any]]] = {}
     failed: set[Path] = set()
     for rid, room in rooms.items():
         if not isinstance(room, dict):
@@ -639,7 +663,7 @@ def _cross_check(data: Any, base: Path, problems: list[Problem], other_files: li
                 failed.add(spath)
                 continue
             try:
-                schedules[spath] = load_schedule(spath)
+                schedules[spath] = _read_schedule(spath)
             except ConfigError as exc:
                 failed.add(spath)
                 other_files.extend(exc.errors)
@@ -683,8 +707,8 @@ def _ladder_hint(name: str, names: list[str]) -> str:
 
 
 def config_warnings(config: Config) -> list[str]:
-    """Things that are valid but probably not meant (shown by `check-config`, never fatal)."""
-    out: list[str] = []
+    """Things that are valid but probably not meant (shown by `check-config` and logged by `run`, never fatal)."""
+    out: list[str] = list(config._warnings)
     mqtt = config.mqtt
     if mqtt.password_file is not None and not mqtt.password_file.is_file():
         out.append(f"mqtt.password_file: {mqtt.password_file} does not exist (needed at run time)")

@@ -1,4 +1,6 @@
-"""`thermostat schedule show FILE [--date D]` and `thermostat schedule check FILE`."""
+"""`thermostat schedule show FILE [--date D] [--week]` and `thermostat schedule check FILE`.
+
+Both print the file's warnings (blocks written out of time order) before their output."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import argparse
 import sys
 from datetime import UTC, date, datetime, timedelta
 
-from thermostat.config import ConfigError, load_schedule
+from thermostat.config import ConfigError, load_schedule, schedule_file_warnings
 from thermostat.core.schedule import (
     DAY_NAMES,
     Schedule,
@@ -22,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     show = sub.add_parser("show", help="print one day's timeline in the schedule's time zone")
     show.add_argument("file", help="schedule file (YAML)")
     show.add_argument("--date", help="local date YYYY-MM-DD (default: today in the schedule's zone)")
+    show.add_argument("--week", action="store_true",
+                      help="show the seven days Monday to Sunday of the week that holds the date")
     show.set_defaults(func=run_show)
     check = sub.add_parser("check", help="validate a schedule file")
     check.add_argument("file", help="schedule file (YAML)")
@@ -30,7 +34,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _load(path: str) -> Schedule | None:
     try:
-        return load_schedule(path)
+        schedule = load_schedule(path)
+        for line in schedule_file_warnings(path):
+            print(f"warning: {line}", file=sys.stderr)
+        return schedule
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return None
@@ -123,5 +130,9 @@ def run_show(args: argparse.Namespace) -> int:
             return 2
     else:
         day = datetime.now(UTC).astimezone(schedule.tz).date()
-    print(render_day(schedule, day, args.file))
+    if args.week:
+        monday = day - timedelta(days=day.weekday())
+        print("\n\n".join(render_day(schedule, monday + timedelta(days=i), args.file) for i in range(7)))
+    else:
+        print(render_day(schedule, day, args.file))
     return 0

@@ -45,6 +45,29 @@ Loc = tuple[str | int, ...]
 # --------------------------------------------------------------------------- file format (pydantic)
 
 
+def _fahrenheit_hint(value: float) -> str:
+    """A hint for a temperature that is plausible in °F but not in °C (60–85 °F is 15.6–29.4 °C)."""
+    if 41.0 <= value <= 95.0:
+        return f"; if that is °F, write {(value - 32.0) * 5.0 / 9.0:.1f} (°C)"
+    return ""
+
+
+def check_temp_c(value: float) -> float:
+    """A schedule temperature in °C, with a °F hint when it looks like one."""
+    if not MIN_TEMP_C <= value <= MAX_TEMP_C:
+        raise ValueError(f"{value:g} °C is outside {MIN_TEMP_C:g}..{MAX_TEMP_C:g} °C{_fahrenheit_hint(value)}")
+    return value
+
+
+def _check_preset_name(name: str) -> str:
+    if not re.fullmatch(r"[a-z0-9_-]+", name):
+        raise ValueError(f"preset name {name!r} must match [a-z0-9_-]+ (lower case, digits, _ and -)")
+    return name
+
+
+TempC = Annotated[float, AfterValidator(check_temp_c)]
+
+
 def _parse_hhmm(value: object) -> time:
     if not isinstance(value, str):
         raise ValueError(f'time must be a quoted "HH:MM" string, got {value!r} ({type(value).__name__})')
@@ -61,9 +84,7 @@ class BlockSpec(BaseModel):
 
     at: str = Field(description='Local wall time "HH:MM" (quoted) at which this block starts.')
     preset: str | None = Field(default=None, description="Name of a preset from `presets`.")
-    temp: float | None = Field(
-        default=None, ge=MIN_TEMP_C, le=MAX_TEMP_C, description="Target temperature in °C (instead of a preset)."
-    )
+    temp: TempC | None = Field(default=None, description="Target temperature in °C (instead of a preset).")
 
     @field_validator("at", mode="before")
     @classmethod
@@ -111,7 +132,7 @@ class ScheduleSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     timezone: str = Field(description='IANA time zone of the wall times, e.g. "Europe/Berlin".')
-    presets: dict[str, float] = Field(
+    presets: dict[Annotated[str, AfterValidator(_check_preset_name)], TempC] = Field(
         default_factory=dict, description="Named temperatures in °C (comfort, eco, away, frost, ...)."
     )
     week: dict[str, list[BlockSpec]] = Field(
@@ -123,16 +144,6 @@ class ScheduleSpec(BaseModel):
     @classmethod
     def _check_timezone(cls, value: str) -> str:
         load_zone(value)
-        return value
-
-    @field_validator("presets")
-    @classmethod
-    def _check_presets(cls, value: dict[str, float]) -> dict[str, float]:
-        for name, temp in value.items():
-            if not re.fullmatch(r"[a-z0-9_-]+", name):
-                raise ValueError(f"preset name {name!r} must match [a-z0-9_-]+")
-            if not MIN_TEMP_C <= temp <= MAX_TEMP_C:
-                raise ValueError(f"preset {name!r}: {temp} °C is outside {MIN_TEMP_C:g}..{MAX_TEMP_C:g} °C")
         return value
 
 
@@ -289,12 +300,8 @@ def _compile(spec: ScheduleSpec, name: str | None) -> Schedule:
 
     def blocks(items: list[BlockSpec], loc: Loc) -> tuple[Block, ...]:
         out: list[Block] = []
-        seen: dict[time, int] = {}
         for i, b in enumerate(items):
             at = _parse_hhmm(b.at)
-            if at in seen:
-                problems.append(ScheduleProblem((*loc, i, "at"), f"{b.at} already used by block {seen[at]}"))
-            seen[at] = i
             if b.preset is not None:
                 if b.preset not in spec.presets:
                     close = difflib.get_close_matches(b.preset, list(spec.presets), n=1, cutoff=0.6)
@@ -367,6 +374,7 @@ def _compile(spec: ScheduleSpec, name: str | None) -> Schedule:
                         )
                     )
             exceptions.append(DateException(start, end, exc_blocks, exc_spec.name, use))
+    problems += raw_duplicate_times(spec.model_dump())
     if problems:
         raise ScheduleError(problems)
     return Schedule(tz=tz, week=full_week, presets=dict(spec.presets), exceptions=tuple(exceptions), name=name)
@@ -705,12 +713,87 @@ def raw_problems(data: Any) -> list[ScheduleProblem]:
                     msg = f"unknown preset {name!r} (known: {', '.join(known) or 'none defined'}){hint}"
                     out.append(ScheduleProblem((*loc, i, "preset"), msg))
 
+    for items, loc in _raw_block_lists(data):
+        check(items, loc)
+    return out + raw_duplicate_times(data)
+
+
+def _raw_block_lists(data: Mapping[str, Any]) -> Iterator[tuple[list[Any], Loc]]:
+    """Every list of blocks in raw schedule data (week groups, exceptions' own blocks) with its location."""
+    week = data.get("week")
     if isinstance(week, Mapping):
         for group, items in week.items():
-            check(items, ("week", str(group)))
+            if isinstance(items, list):
+                yield items, ("week", str(group))
     exceptions = data.get("exceptions")
     if isinstance(exceptions, list):
         for i, item in enumerate(exceptions):
+            if isinstance(item, Mapping) and isinstance(item.get("blocks"), list):
+                yield item["blocks"], ("exceptions", i, "blocks")
+
+
+def _raw_times(items: list[Any]) -> Iterator[tuple[int, time]]:
+    for i, item in enumerate(items):
+        if isinstance(item, Mapping):
+            try:
+                yield i, _parse_hhmm(item.get("at"))
+            except ValueError:
+                continue
+
+
+def raw_duplicate_times(data: Any) -> list[ScheduleProblem]:
+    """Two blocks of one day at the same time, found on raw data (so they are reported beside schema errors)."""
+    if not isinstance(data, Mapping):
+        return []
+    out: list[ScheduleProblem] = []
+    for items, loc in _raw_block_lists(data):
+        seen: dict[time, int] = {}
+        for i, at in _raw_times(items):
+            if at in seen:
+                out.append(ScheduleProblem((*loc, i, "at"), f"{at:%H:%M} already used by block {seen[at]}"))
+            else:
+                seen[at] = i
+    return out
+
+
+def schedule_warnings(data: Any, *, min_c: float | None = None, max_c: float | None = None,
+                      room: str | None = None) -> list[ScheduleProblem]:
+    """Things a valid schedule file probably does not mean: blocks written out of time order (they are applied
+    in time order), and, for a room's limits, temperatures that the room will clamp."""
+    if not isinstance(data, Mapping):
+        return []
+    out: list[ScheduleProblem] = []
+    if min_c is None and max_c is None:
+        for items, loc in _raw_block_lists(data):
+            latest: tuple[int, time] | None = None
+            for i, at in _raw_times(items):
+                if latest is not None and at < latest[1]:
+                    out.append(ScheduleProblem(
+                        (*loc, i, "at"),
+                        f"written after {latest[1]:%H:%M} (block {latest[0]}) but starts earlier: blocks are applied "
+                        "in time order, not in the order written",
+                    ))
+                if latest is None or at > latest[1]:
+                    latest = (i, at)
+        return out
+    whose = f" of room {room!r}" if room else ""
+
+    def limit(value: object, loc: Loc, what: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return
+        if max_c is not None and value > max_c:
+            out.append(ScheduleProblem(loc, f"{what} {value:g} °C is above max_c {max_c:g} °C{whose}: "
+                                            f"it will be held at {max_c:g} °C"))
+        elif min_c is not None and value < min_c:
+            out.append(ScheduleProblem(loc, f"{what} {value:g} °C is below min_c {min_c:g} °C{whose}: "
+                                            f"it will be raised to {min_c:g} °C"))
+
+    presets = data.get("presets")
+    if isinstance(presets, Mapping):
+        for name, value in presets.items():
+            limit(value, ("presets", str(name)), f"preset {name!r}")
+    for items, loc in _raw_block_lists(data):
+        for i, item in enumerate(items):
             if isinstance(item, Mapping):
-                check(item.get("blocks"), ("exceptions", i, "blocks"))
+                limit(item.get("temp"), (*loc, i, "temp"), "temperature")
     return out
