@@ -37,6 +37,7 @@ from pydantic import (
 from pydantic_core import PydanticUndefined
 
 from thermostat.core.schedule import Schedule, ScheduleError, ScheduleSpec, raw_problems, schedule_warnings
+from thermostat.core.steer import parse_duration_s
 from thermostat.miners.models import MODELS
 from thermostat.yamlio import (
     Problem,
@@ -52,8 +53,6 @@ ID_PATTERN = r"[a-z0-9_-]+"
 _ID_RE = re.compile(rf"^{ID_PATTERN}$")
 _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST_RE = re.compile(rf"^{_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?$")
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class ConfigError(Exception):
@@ -69,32 +68,7 @@ class ConfigError(Exception):
 
 def parse_duration(value: object) -> float:
     """``90``, ``"90s"``, ``"15m"``, ``"2h"``, ``"1h30m"``, ``"1d"``, ``"500ms"`` → seconds (float)."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration, got {value}")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip().lower()
-        try:
-            seconds = float(text)
-        except ValueError:
-            pass
-        else:
-            if seconds < 0:
-                raise ValueError("a duration cannot be negative")
-            return seconds
-        pos, total = 0, 0.0
-        compact = text.replace(" ", "")
-        for m in _DURATION_RE.finditer(compact):
-            if m.start() != pos:
-                break
-            total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-            pos = m.end()
-        if compact and pos == len(compact):
-            return total
-    raise ValueError(f'invalid duration {value!r}; use e.g. "90s", "15m", "2h", "1h30m" or a number of seconds')
+    return parse_duration_s(value)
 
 
 def _check_host(value: str) -> str:

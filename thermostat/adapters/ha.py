@@ -28,11 +28,13 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from thermostat import __version__
 from thermostat.core.sensor import BadReading, parse_payload
+from thermostat.core.steer import parse_duration_s, parse_until, until_after
 from thermostat.miners.models import MODELS
 
 TEMP_STEP = 0.5
@@ -555,19 +557,25 @@ def _temperature(value: float, min_temp: float, max_temp: float) -> float | Reje
     return min(max(snapped, min_temp), max_temp)
 
 
-def _parse_override(payload: bytes, min_temp: float, max_temp: float, now: datetime | None) -> SetOverride | Rejected:
+_OVERRIDE_FORMS = ('override must be "cancel" or JSON {"temp": 21} with "for": "2h", or "until": "18:30" (local, '
+                   'next occurrence), "2026-12-27T16:00" (local), an ISO time with offset, or "next_block"')
+
+
+def _parse_override(
+    payload: bytes, min_temp: float, max_temp: float, now: datetime | None, tz: ZoneInfo | None = None
+) -> SetOverride | Rejected:
     text = _text(payload)
     if text.lower() in ("cancel", '"cancel"'):
         return SetOverride(None)
     try:
         doc = json.loads(text, parse_constant=lambda name: math.nan)
     except (ValueError, RecursionError):
-        return Rejected('override must be "cancel" or JSON {"temp": 21, "until": "<ISO time>" | "next_block"}')
+        return Rejected(_OVERRIDE_FORMS)
     if not isinstance(doc, dict):
         return Rejected("override must be a JSON object or \"cancel\"")
-    unknown = set(doc) - {"temp", "until"}
+    unknown = set(doc) - {"temp", "until", "for"}
     if unknown:
-        return Rejected(f"unknown override key(s): {', '.join(sorted(map(str, unknown)))}")
+        return Rejected(f"unknown override key(s): {', '.join(sorted(map(str, unknown)))} (known: temp, for, until)")
     raw = doc.get("temp")
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         return Rejected("override needs a numeric temp")
@@ -578,20 +586,23 @@ def _parse_override(payload: bytes, min_temp: float, max_temp: float, now: datet
     temp = _temperature(value, min_temp, max_temp)
     if isinstance(temp, Rejected):
         return temp
+    if "for" in doc and "until" in doc:
+        return Rejected('give "for" or "until", not both')
+    wall = now if now is not None else datetime.now(UTC)
+    if "for" in doc:
+        try:
+            return SetOverride(temp, until_after(wall, parse_duration_s(doc["for"])))
+        except ValueError as exc:
+            return Rejected(f"for: {exc}")
     until_raw = doc.get("until", NEXT_BLOCK)
     if until_raw == NEXT_BLOCK:
         return SetOverride(temp, None)
     if not isinstance(until_raw, str):
-        return Rejected('until must be an ISO time with offset or "next_block"')
+        return Rejected('until must be a time ("18:30", "2026-12-27T16:00", ISO with offset) or "next_block"')
     try:
-        until = datetime.fromisoformat(until_raw)
-    except ValueError:
-        return Rejected(f"until {until_raw[:40]!r} is not an ISO time")
-    if until.tzinfo is None or until.utcoffset() is None:
-        return Rejected("until needs a UTC offset, e.g. 2026-01-05T22:00:00+01:00")
-    if now is not None and until <= now:
-        return Rejected("until is in the past")
-    return SetOverride(temp, until)
+        return SetOverride(temp, parse_until(until_raw, wall, tz or ZoneInfo("UTC")))
+    except ValueError as exc:
+        return Rejected(f"until: {exc}")
 
 
 def parse_room_command(
@@ -601,6 +612,7 @@ def parse_room_command(
     max_temp: float,
     presets: Sequence[str] = (),
     now: datetime | None = None,
+    tz: ZoneInfo | None = None,
 ) -> RoomCommand | Rejected:
     """A command on ``<base>/room/<room>/<what>/set``. Never raises."""
     try:
@@ -627,7 +639,7 @@ def parse_room_command(
             known = ", ".join(["none", *presets])
             return Rejected(f"unknown preset {text[:40]!r} (known: {known})")
         if what == "override":
-            return _parse_override(payload, min_temp, max_temp, now)
+            return _parse_override(payload, min_temp, max_temp, now, tz)
         return Rejected(f"unknown room command {what[:40]!r}")
     except BadReading as exc:
         return Rejected(exc.reason)

@@ -560,7 +560,7 @@ class Service:
         if kind == "room" and ident in self.rooms:
             room = self.rooms[ident]
             cmd = ha.parse_room_command(what, payload, room.cfg.limits.min_c, room.cfg.limits.max_c,
-                                        tuple(room.schedule.presets), now=self.clock.now())  # issue 7: past `until`
+                                        tuple(room.schedule.presets), now=self.clock.now(), tz=room.schedule.tz)
             if isinstance(cmd, ha.Rejected):
                 return self._reject(f"{self.base}/room/{ident}/error", f"{what}: {cmd.reason}")
             self._apply_room_command(room, cmd)
