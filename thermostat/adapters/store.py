@@ -147,6 +147,7 @@ def _decode(cls: type[_Row], text: str, updated: float) -> _Row:
 class Store:
     def __init__(self, path: str | Path, *, synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -> None:
         self.path = Path(path)
+        self.read_only = False
         # isolation_level=None: we open and commit every transaction ourselves (`_tx`).
         self._db = sqlite3.connect(str(self.path), isolation_level=None, timeout=10.0)
         try:
@@ -162,6 +163,29 @@ class Store:
         except BaseException:
             self._db.close()
             raise
+
+    @classmethod
+    def open_read_only(cls, path: str | Path) -> Store:
+        """A reader for another process's state file (the CLI's history and energy): never creates, migrates or
+        writes it; a missing, unreadable or newer-version file raises StoreError."""
+        store = cls.__new__(cls)
+        store.path = Path(path)
+        store.read_only = True
+        if not store.path.is_file():
+            raise StoreError(f"{store.path}: no such state file (has the service run with this configuration?)")
+        try:
+            store._db = sqlite3.connect(f"{store.path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{store.path}: {exc}") from exc
+        try:
+            version = store.schema_version
+        except sqlite3.DatabaseError as exc:
+            store._db.close()
+            raise StoreError(f"{store.path}: {exc}") from exc
+        if version > SCHEMA_VERSION or version < 1:
+            store._db.close()
+            raise StoreError(f"{store.path} has schema version {version}; this program reads 1..{SCHEMA_VERSION}")
+        return store
 
     # --- plumbing ---------------------------------------------------------------------------
 

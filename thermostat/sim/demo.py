@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from thermostat.core.schedule import Schedule, effective_target
+from thermostat.adapters.chart import BAND_HIGH_K, BAND_LOW_K, HeaterTrace, RoomChart, write_room_chart
+from thermostat.core.schedule import Schedule, effective_target, target_at
 
 log = logging.getLogger("thermostat.demo")
 
@@ -32,8 +33,6 @@ ROOM_ID = "living"
 SENSOR_TOPIC = "demo/living/sensor"
 EXIT_TIMEOUT_S = 15.0  # real seconds the service's exit action may take
 SHUTDOWN_LIMIT_S = EXIT_TIMEOUT_S + 15.0  # then the demo gives up waiting for the service
-BAND_LOW_K = 0.5  # comfort band [target − 0.5, target + 1.0], as thermostat.core.kpi
-BAND_HIGH_K = 1.0
 INSTALL_HINT = (
     "thermostat demo needs an MQTT broker: install mosquitto (apt-get install mosquitto) "
     "or the embedded one (pip install 'thermostat[demo]')"
@@ -304,61 +303,23 @@ def format_summary(s: dict[str, Any]) -> list[str]:
 
 
 def write_plot(path: Path, result: DemoResult, schedule: Schedule, *, min_c: float = 7.0, max_c: float = 26.0) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
-
     samples = result.samples
     tz = schedule.tz
-    times = [s.when.astimezone(tz) for s in samples]
-    targets = [_target_at(schedule, s.when, min_c, max_c) for s in samples]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 7), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
-    ax1.fill_between(times, [t - BAND_LOW_K for t in targets], [t + BAND_HIGH_K for t in targets], step="post",
-                     color="tab:green", alpha=0.15, label=f"comfort band (−{BAND_LOW_K:g}/+{BAND_HIGH_K:g} K)")
-    ax1.step(times, targets, where="post", color="tab:green", label="target")
-    ax1.plot(times, [s.air_c for s in samples], color="tab:red", label="air (true)")
-    reported = [(t, s.reported_c) for t, s in zip(times, samples, strict=True) if s.reported_c is not None]
-    if reported:
-        ax1.step([r[0] for r in reported], [r[1] for r in reported], where="post", color="tab:orange",
-                 lw=0.8, label="sensor (published)")
-    ax1.set_ylabel("°C")
-    ax1.grid(alpha=0.3)
-    out = ax1.twinx()
-    out.plot(times, [s.outdoor_c for s in samples], color="tab:blue", lw=0.8, ls="--", label="outdoor")
-    out.set_ylabel("outdoor °C", color="tab:blue")
-    h1, l1 = ax1.get_legend_handles_labels()
-    h2, l2 = out.get_legend_handles_labels()
-    ax1.legend(h1 + h2, l1 + l2, loc="lower right", fontsize=8)
-    ax1.set_title("thermostat demo: living room, real service, simulated miners")
-
     ids = list(samples[0].watts) if samples else []
-    if ids:
-        ax2.stackplot(times, *[[s.watts[h] for s in samples] for h in ids], labels=ids, step="post", alpha=0.7)
-        # name the level of every stretch that lasts at least 1/15 of the run (short alternations stay unnamed)
-        min_len = (samples[-1].t - samples[0].t) / 15.0
-        for h_index, hid in enumerate(ids):
-            i = 0
-            while i < len(samples):
-                j = i
-                while j + 1 < len(samples) and samples[j + 1].levels[hid] == samples[i].levels[hid]:
-                    j += 1
-                level = samples[i].levels[hid]
-                if level is not None and samples[j].t - samples[i].t >= min_len:
-                    mid = samples[(i + j) // 2]
-                    base = sum(mid.watts[x] for x in ids[:h_index])
-                    ax2.annotate(level, (times[(i + j) // 2], base + mid.watts[hid] / 2), fontsize=8,
-                                 ha="center", va="center")
-                i = j + 1
-    ax2.set_ylabel("wall W (heat)")
-    ax2.grid(alpha=0.3)
-    ax2.legend(loc="upper right", fontsize=8)
-    ax2.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=tz))  # type: ignore[no-untyped-call]
-    ax2.set_xlabel(f"simulated local time ({tz.key})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    chart = RoomChart(
+        title="thermostat demo: living room, real service, simulated miners",
+        tz=tz,
+        times=[s.when.astimezone(tz) for s in samples],
+        target=[_target_at(schedule, s.when, min_c, max_c) for s in samples],
+        presets=[target_at(schedule, s.when).preset for s in samples],
+        reading=[s.reported_c for s in samples],
+        true_air=[s.air_c for s in samples],
+        outdoor=[s.outdoor_c for s in samples],
+        heaters={h: HeaterTrace([s.watts[h] for s in samples], [s.levels[h] for s in samples]) for h in ids},
+        kwh=result.metered_kwh,
+        x_label=f"simulated local time ({tz.key})",
+    )
+    write_room_chart(path, chart)
 
 
 # --------------------------------------------------------------------------------------------------- run
