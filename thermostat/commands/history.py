@@ -4,7 +4,6 @@ review what the heating did, from the service's state file (read-only; safe whil
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -20,34 +19,9 @@ from thermostat.adapters.report import (
     thin,
 )
 from thermostat.adapters.store import Store, StoreError
-from thermostat.config import Config, ConfigError, load_config
+from thermostat.commands._shared import add_config_option, load_or_explain
+from thermostat.config import Config
 from thermostat.core.steer import parse_duration_s
-
-DEFAULT_CONFIG = Path("/etc/thermostat/house.yaml")
-CONFIG_ENV = "THERMOSTAT_CONFIG"
-
-
-def add_config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", type=Path, default=None,
-                        help=f"house configuration (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG})")
-
-
-def config_path(args: argparse.Namespace) -> Path:
-    if args.config is not None:
-        return Path(args.config)
-    env = os.environ.get(CONFIG_ENV)
-    return Path(env) if env else DEFAULT_CONFIG
-
-
-def load_or_explain(args: argparse.Namespace, prog: str) -> Config | None:
-    path = config_path(args)
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-    except OSError as exc:
-        print(f"thermostat {prog}: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
-    return None
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
