@@ -9,9 +9,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from test_service import House, house, until  # noqa: F401 - `house` is the fixture
+import test_service
+from test_service import House, until
 
 pytestmark = pytest.mark.broker
+house = test_service.house  # the simulated house fixture: one Mini 3 over TCP, a real broker
 
 
 async def cli(*args: str) -> tuple[int, str, str]:
