@@ -154,16 +154,23 @@ def test_parser_rejects_what_it_should() -> None:
             parse_exposition(text)
 
 
-def test_label_values_are_escaped() -> None:
-    fam = metrics.Family("x_celsius", "gauge", "Help with a \\ backslash\nand a newline.")
+def test_exposition_of_tricky_values_parses() -> None:
+    """prometheus_client renders; our parser checks what comes out: escaped labels, NaN for unknown, +Inf."""
     tricky = 'a "quoted" \\ back\nslash'
-    fam.add(1.5, room=tricky)
-    fam.add(None, room="none")
-    fam.add(float("inf"), room="inf")
-    fams = parse_exposition(metrics.render([fam]))
-    assert value(fams, "x_celsius", room=tricky) == 1.5
-    assert math.isnan(value(fams, "x_celsius", room="none"))
-    assert value(fams, "x_celsius", room="inf") == math.inf
+    rooms = {
+        tricky: SimpleNamespace(id=tricky, filter=SimpleNamespace(last_value=1.5), target=None, decision=None,
+                                state=SimpleNamespace(mode="heat"), energy_kwh=float("inf"), readings=3),
+    }
+    link = SimpleNamespace(connected=False, reconnects=0)
+    service = SimpleNamespace(rooms=rooms, heaters={}, counters={}, link=link, events=[])
+    server = metrics.MetricsServer(service, "127.0.0.1", 0)
+    fams = parse_exposition(server.render())
+    assert value(fams, "thermostat_room_temperature_celsius", room=tricky) == 1.5
+    assert math.isnan(value(fams, "thermostat_room_target_celsius", room=tricky))
+    assert value(fams, "thermostat_room_energy_kwh_total", room=tricky) == math.inf
+    assert value(fams, "thermostat_room_readings_total", room=tricky) == 3
+    assert fams["thermostat_room_readings_total"].kind == "counter"
+    assert value(fams, "thermostat_mqtt_connected") == 0
 
 
 def test_wake_counter_survives_the_bounded_event_log() -> None:
@@ -331,14 +338,15 @@ async def test_only_get_metrics_is_served(rig: Rig) -> None:
     assert status == 404 and "metrics" in body
     assert (await scrape(rig.port, "/metrics/extra"))[0] == 404
     assert (await scrape(rig.port, "/metrics?name=x"))[0] == 200
-    reply = await raw(rig.port, b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
-    assert reply.startswith(b"HTTP/1.1 405 ")
-    reply = await raw(rig.port, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    reply = await raw(rig.port, b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 405 ") and b"Allow: GET, HEAD" in reply
+    reply = await raw(rig.port, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"\r\n\r\n")
-    # an oversized request head is refused, a garbage one just closed
+    # an oversized request head and a garbage request line are refused
     reply = await raw(rig.port, b"GET /metrics HTTP/1.1\r\nX-Pad: " + b"a" * 20_000 + b"\r\n\r\n")
-    assert reply.startswith(b"HTTP/1.1 431 ")
-    assert await raw(rig.port, b"\r\n\r\n") == b""
+    assert reply.split(b" ", 2)[1] == b"400"
+    reply = await raw(rig.port, b"\x16\x03\x01 garbage\r\n\r\n")
+    assert reply.split(b" ", 2)[1] == b"400"
     # a client that sends nothing does not block others
     _idle, writer = await asyncio.open_connection("127.0.0.1", rig.port)
     try:
@@ -356,7 +364,7 @@ async def test_metrics_server_standalone_close_is_clean() -> None:
     server = metrics.MetricsServer(broken, "127.0.0.1", 0)
     await server.start()
     assert server.port > 0
-    assert (await raw(server.port, b"GET /metrics HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 500 ")
+    assert (await raw(server.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).startswith(b"HTTP/1.1 500 ")
     await server.close()
     await server.close()  # idempotent
     with pytest.raises(OSError):

@@ -210,6 +210,7 @@ class HeaterMachine:
         else:
             self.off_method = OffMethod.LOWEST
         self._state = S.UNKNOWN
+        self._state_since = now
         self._events: list[TransitionEvent] = []
         # what is wanted
         self._requested: str | None = None  # the allocator's latest want
@@ -319,6 +320,21 @@ class HeaterMachine:
             if self._snap.state == MinerState.STANDBY:
                 return self.spec.standby_wall_w
         return 0.0
+
+    # --- read by core/explain.py (why a heater is not doing what its room wants)
+
+    @property
+    def state_since(self) -> float:
+        """Monotonic time the machine entered its current state (a retry within BACKOFF does not reset it)."""
+        return self._state_since
+
+    @property
+    def safety_cap_until(self) -> float | None:
+        return None if self._ceiling is None else self._ceiling_until
+
+    @property
+    def safety_cap_reason(self) -> str:
+        return "" if self._ceiling is None else self._ceiling_reason
 
     def drain_events(self) -> list[TransitionEvent]:
         out, self._events = self._events, []
@@ -478,6 +494,8 @@ class HeaterMachine:
         if to not in TRANSITIONS[self._state]:
             raise InvalidTransition(f"{self.heater_id}: {self._state} → {to} is not allowed ({reason})")
         self._events.append(TransitionEvent(now, self.heater_id, self._state, to, reason))
+        if to != self._state:
+            self._state_since = now
         self._state = to
 
     def _set_confirmed(self, level: str | None, now: float) -> None:
