@@ -184,7 +184,7 @@ class MetricsServer:
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(_ServiceCollector(service, self._wakes))
         app = web.Application()
-        app.router.add_route("GET", "/metrics", self._metrics)  # aiohttp answers HEAD for GET routes
+        app.router.add_get("/metrics", self._metrics)  # adds HEAD too (aiohttp drops the body)
         app.router.add_route("*", "/metrics", self._not_allowed)
         app.router.add_route("*", "/{anything:.*}", self._not_found)
         self._server = WebServer(app, host, port)
