@@ -24,6 +24,7 @@ from conftest import free_port
 
 from thermostat.adapters import ha
 from thermostat.adapters.mrm import (
+    ExpectedStatus,
     MinerInfo,
     MrmClient,
     MrmReporter,
@@ -344,6 +345,66 @@ def _serve_on(fake: FakeMrm, port: int) -> None:
     fake.port = port
     fake.thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
     fake.thread.start()
+
+
+async def test_chunked_garbage_and_oversized_answers() -> None:
+    """The client (aiohttp) decodes a chunked answer; a non-HTTP, non-JSON or oversized one is a typed error."""
+    from aiohttp import web
+
+    from thermostat.adapters.http import WebServer
+    from thermostat.adapters.mrm import MAX_RESPONSE_BYTES, MrmBadResponse, MrmTimeout
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        assert request.headers["API_CODE"] == CODE_A
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        await resp.write(b'{"asic_expected_status": ')
+        await resp.write(b'"off", "light_expected_status": "on"}')
+        await resp.write_eof()
+        return resp
+
+    async def html(request: web.Request) -> web.Response:
+        return web.Response(text="<html>maintenance</html>", content_type="text/html")
+
+    async def huge(request: web.Request) -> web.Response:
+        return web.Response(body=b" " * (MAX_RESPONSE_BYTES + 10), content_type="application/json")
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(2)
+        return web.Response(text="{}")
+
+    app = web.Application()
+    app.router.add_get("/a/api/v1/asic_miners/expected_status", chunked)
+    app.router.add_get("/b/api/v1/asic_miners/expected_status", html)
+    app.router.add_get("/c/api/v1/asic_miners/expected_status", huge)
+    app.router.add_get("/d/api/v1/asic_miners/expected_status", slow)
+    server = WebServer(app, "127.0.0.1", 0)
+    await server.start()
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)
+        writer.write(b"\x00\x01 this is not HTTP\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    raw = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    raw_port = raw.sockets[0].getsockname()[1]
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        async with MrmClient(f"{base}/a/api/v1") as client:
+            assert await client.expected_status(CODE_A) == ExpectedStatus(asic_on=False, light_on=True)
+        with pytest.raises(MrmBadResponse, match="not JSON"):
+            await MrmClient(f"{base}/b/api/v1").expected_status(CODE_A)
+        with pytest.raises(MrmBadResponse, match="answer over"):
+            await MrmClient(f"{base}/c/api/v1").expected_status(CODE_A)
+        with pytest.raises(MrmTimeout):
+            await MrmClient(f"{base}/d/api/v1", timeout=0.2).expected_status(CODE_A)
+        with pytest.raises(MrmBadResponse, match="not a valid HTTP answer"):
+            await MrmClient(f"http://127.0.0.1:{raw_port}/api/v1").expected_status(CODE_A)
+    finally:
+        raw.close()
+        await server.close()
 
 
 async def test_timeout_is_counted(mrm: FakeMrm) -> None:

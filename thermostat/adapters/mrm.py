@@ -9,8 +9,8 @@ The API (docs/mining-rig-monitor.md, /api/v1 of github.com/nguyenvinhlinh/Mining
 
 A wrong code answers 401 ``{"message": "Invalid API_CODE"}``.
 
-`MrmClient` is a small HTTP/1.1 client on asyncio streams (one request per connection, `Connection: close`,
-a timeout around the whole exchange, typed errors). `MrmReporter` runs one small loop per job (specs and logs
+`MrmClient` is a small JSON client on aiohttp (a timeout around the whole exchange, a size limit on answers,
+typed errors). `MrmReporter` runs one small loop per job (specs and logs
 per heater, expected status per heater or in bulk), each with its own exponential backoff: a failing endpoint is
 logged once when it starts failing and once when it recovers, and every failure is counted. Nothing here ever
 raises into the service; heating does not depend on the dashboard.
@@ -22,11 +22,12 @@ import asyncio
 import functools
 import json
 import logging
-import ssl
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
+
+import aiohttp
 
 from thermostat import __version__
 from thermostat.clock import Clock, RealClock
@@ -97,19 +98,15 @@ class ExpectedStatus:
 
 
 class MrmClient:
-    """Async JSON client for the Mining Rig Monitor ASIC API (stdlib only)."""
+    """Async JSON client for the Mining Rig Monitor ASIC API (aiohttp: TLS, chunked bodies, timeouts)."""
 
     def __init__(self, base_url: str = "http://127.0.0.1:4000/api/v1", timeout: float = 10.0) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
         self.base_url = base_url.rstrip("/")
-        self.host = parts.hostname
-        self.tls = parts.scheme == "https"
-        self.port = parts.port or (443 if self.tls else 80)
-        self.prefix = parts.path.rstrip("/")
         self.timeout = timeout
-        self._host_header = parts.netloc.rsplit("@", 1)[-1]
+        self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
         return f"MrmClient({self.base_url})"
@@ -131,31 +128,61 @@ class MrmClient:
             raise MrmBadResponse("bulk expected status is not an object")
         return {code: ExpectedStatus.from_json(answer[code]) for code in api_codes if code in answer}
 
+    async def __aenter__(self) -> MrmClient:
+        if self._session is None or self._session.closed:
+            self._session = self._new_session()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def _new_session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            headers={"User-Agent": f"thermostat/{__version__}", "Accept": "application/json"},
+        )
+
     async def request(
         self, method: str, path: str, body: Mapping[str, Any] | None = None, *, api_code: str | None = None
     ) -> Any:
-        """One HTTP exchange; the decoded JSON answer (None for an empty body). Raises MrmError subclasses."""
-        payload = b"" if body is None else json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
-        headers = [
-            f"{method} {self.prefix}{path} HTTP/1.1",
-            f"Host: {self._host_header}",
-            f"User-Agent: thermostat/{__version__}",
-            "Accept: application/json",
-            "Connection: close",
-        ]
+        """One HTTP exchange; the decoded JSON answer (None for an empty body). Raises MrmError subclasses.
+
+        Inside ``async with client:`` one session (connection pool) is shared; outside, each call opens and
+        closes its own."""
+        if self._session is not None and not self._session.closed:
+            return await self._request(self._session, method, path, body, api_code)
+        async with self._new_session() as session:
+            return await self._request(session, method, path, body, api_code)
+
+    async def _request(self, session: aiohttp.ClientSession, method: str, path: str,
+                       body: Mapping[str, Any] | None, api_code: str | None) -> Any:
+        headers: dict[str, str] = {}
         if api_code is not None:
-            headers.append(f"API_CODE: {api_code}")
+            headers["API_CODE"] = api_code
+        data = None
         if body is not None:
-            headers += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
-        raw = ("\r\n".join(headers) + "\r\n\r\n").encode("latin-1") + payload
+            data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+            headers["Content-Type"] = "application/json"
         try:
-            async with asyncio.timeout(self.timeout):
-                status, data = await self._exchange(raw)
+            async with session.request(method, self.base_url + path, data=data, headers=headers) as resp:
+                status = resp.status
+                raw = bytearray()
+                async for chunk in resp.content.iter_any():
+                    raw += chunk
+                    if len(raw) > MAX_RESPONSE_BYTES:
+                        raise MrmBadResponse(f"{method} {path}: answer over {MAX_RESPONSE_BYTES} bytes", status)
         except TimeoutError:
             raise MrmTimeout(f"{method} {path}: no answer within {self.timeout:g}s") from None
-        except (OSError, asyncio.IncompleteReadError) as exc:
+        except (aiohttp.ClientConnectionError, OSError) as exc:
             raise MrmUnavailable(f"{method} {path}: {getattr(exc, 'strerror', None) or exc}") from None
-        text = data.decode("utf-8", "replace")
+        except aiohttp.ClientError as exc:  # not HTTP, a broken chunked body, bad headers
+            raise MrmBadResponse(f"{method} {path}: not a valid HTTP answer: {exc}") from None
+        text = bytes(raw).decode("utf-8", "replace")
         if status == 401:
             raise MrmUnauthorized(f"{method} {path}: 401 {_message(text)}")
         if status >= 500:
@@ -168,54 +195,6 @@ class MrmClient:
             return json.loads(text)
         except ValueError:
             raise MrmBadResponse(f"{method} {path}: answer is not JSON: {text[:80]!r}", status) from None
-
-    async def _exchange(self, raw: bytes) -> tuple[int, bytes]:
-        context = ssl.create_default_context() if self.tls else None
-        reader, writer = await asyncio.open_connection(self.host, self.port, ssl=context)
-        try:
-            writer.write(raw)
-            await writer.drain()
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            try:
-                status = int(lines[0].split()[1])
-            except (IndexError, ValueError):
-                raise MrmBadResponse(f"not an HTTP answer: {lines[0][:80]!r}") from None
-            hdrs = {}
-            for line in lines[1:]:
-                name, sep, value = line.partition(":")
-                if sep:
-                    hdrs[name.strip().lower()] = value.strip()
-            if "chunked" in hdrs.get("transfer-encoding", "").lower():
-                body = await _read_chunked(reader)
-            elif "content-length" in hdrs:
-                length = int(hdrs["content-length"])
-                if length > MAX_RESPONSE_BYTES:
-                    raise MrmBadResponse(f"answer of {length} bytes is too large", status)
-                body = await reader.readexactly(length)
-            else:
-                body = await reader.read(MAX_RESPONSE_BYTES)
-            return status, body
-        finally:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (OSError, asyncio.CancelledError):
-                pass
-
-
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    out = bytearray()
-    while True:
-        size_line = await reader.readline()
-        size = int(size_line.split(b";")[0].strip() or b"0", 16)
-        if size == 0:
-            await reader.readline()
-            return bytes(out)
-        out += await reader.readexactly(size)
-        await reader.readline()
-        if len(out) > MAX_RESPONSE_BYTES:
-            raise MrmBadResponse("chunked answer too large")
 
 
 def _message(text: str) -> str:
@@ -442,13 +421,14 @@ class MrmReporter:
             for hid in self.heaters:
                 jobs.append(self._loop(stop, f"expected_status {hid}", functools.partial(self._status, hid),
                                        self.poll_interval))
-        tasks = [asyncio.create_task(job) for job in jobs]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        async with self.client:  # one connection pool for every job
+            tasks = [asyncio.create_task(job) for job in jobs]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _loop(self, stop: asyncio.Event, name: str, job: Callable[[], Awaitable[None]], every: float | None,
                     wait_specs_of: str | None = None) -> None:
