@@ -410,6 +410,80 @@ class MetricsConfig(BaseModel):
     port: Port = Field(default=9108, description="Port to listen on.")
 
 
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class DashboardConfig(BaseModel):
+    """The built-in dashboard and its local JSON API (what `thermostat status` reads)."""
+
+    model_config = _STRICT
+
+    enabled: bool = Field(default=True, description="Serve the dashboard and the local API.")
+    host: Host = Field(
+        default="127.0.0.1",
+        description="Address to listen on. Anything but a loopback address needs `password_file` or `password_env`.",
+    )
+    port: Port = Field(default=8480, description="Port to listen on.")
+    password_file: Path | None = Field(
+        default=None,
+        description="File holding the dashboard password (first line; relative to the config file). "
+        "Also accepted as a bearer token by the API. Keep it mode 0600.",
+    )
+    password_env: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Name of an environment variable holding it."
+    )
+    password: SecretStr | None = Field(
+        default=None,
+        description="Refused: passwords are never written in the config; use `password_file` or `password_env`.",
+    )
+
+    @field_validator("password", mode="before")
+    @classmethod
+    def _no_inline_password(cls, value: object) -> object:
+        if value is not None:
+            raise ValueError("inline passwords are not allowed; use password_file or password_env")
+        return value
+
+    @model_validator(mode="after")
+    def _password_off_loopback(self) -> DashboardConfig:
+        if self.password_file is not None and self.password_env is not None:
+            raise ValueError("give password_file or password_env, not both")
+        if self.enabled and not _is_loopback(self.host) and self.password_file is None and self.password_env is None:
+            raise ValueError(
+                f"binding the dashboard to {self.host} (not loopback) needs password_file or password_env"
+            )
+        return self
+
+    @property
+    def protected(self) -> bool:
+        return self.password_file is not None or self.password_env is not None
+
+    def read_password(self) -> SecretStr | None:
+        """Read the secret now (from file or environment). Raises ConfigError; never logs the value."""
+        if self.password_file is not None:
+            try:
+                text = self.password_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError([f"dashboard.password_file: cannot read {self.password_file}: {exc.strerror}"]
+                                  ) from None
+            lines = text.splitlines()
+            if not lines or not lines[0].strip():
+                raise ConfigError([f"dashboard.password_file: {self.password_file} is empty"])
+            return SecretStr(lines[0].strip())
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env, "").strip()
+            if not value:
+                raise ConfigError([f"dashboard.password_env: environment variable {self.password_env} is not set"])
+            return SecretStr(value)
+        return None
+
+
 class TariffConfig(BaseModel):
     """Electricity price, for cost figures."""
 
@@ -461,6 +535,9 @@ class Config(BaseModel):
     state: StateConfig = Field(default_factory=StateConfig, description="State database.")
     log: LogConfig = Field(default_factory=LogConfig, description="Logging.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Metrics endpoint.")
+    dashboard: DashboardConfig = Field(
+        default_factory=DashboardConfig, description="Built-in dashboard and local API (`thermostat status`)."
+    )
     tariff: TariffConfig | None = Field(default=None, description="Electricity price (optional).")
     mining_rig_monitor: MrmConfig | None = Field(
         default=None, description="Mining Rig Monitor reporting and remote switch (optional)."
@@ -572,13 +649,18 @@ def load_config(path: str | Path) -> Config:
     if mqtt.password_file is not None:
         mqtt = mqtt.model_copy(update={"password_file": _resolve(base, mqtt.password_file)})
     state = config.state.model_copy(update={"path": _resolve(base, config.state.path)})
+    dashboard = config.dashboard
+    if dashboard.password_file is not None:
+        dashboard = dashboard.model_copy(update={"password_file": _resolve(base, dashboard.password_file)})
     heaters = {}
     for hid, heater in config.heaters.items():
         if heater.mrm is not None and heater.mrm.api_code_file is not None:
             mrm = heater.mrm.model_copy(update={"api_code_file": _resolve(base, heater.mrm.api_code_file)})
             heater = heater.model_copy(update={"mrm": mrm})
         heaters[hid] = heater
-    config = config.model_copy(update={"rooms": rooms, "mqtt": mqtt, "state": state, "heaters": heaters})
+    config = config.model_copy(
+        update={"rooms": rooms, "mqtt": mqtt, "state": state, "heaters": heaters, "dashboard": dashboard}
+    )
     config._path = p.resolve()
     for spath, (_, sdata) in schedules.items():
         limits = {rid: room.limits for rid, room in config.rooms.items() if room.schedule == spath}
@@ -727,6 +809,7 @@ _REFERENCE_SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("state", StateConfig),
     ("log", LogConfig),
     ("metrics", MetricsConfig),
+    ("dashboard", DashboardConfig),
     ("tariff", TariffConfig),
     ("mining_rig_monitor", MrmConfig),
 ]

@@ -341,6 +341,7 @@ def heater_sensor_configs(t: Topics, heater: HeaterInfo, expire_after_s: int | N
             "device_class": "enum",
             "options": _current_level_options(heater),
             "icon": "mdi:radiator",
+            "json_attributes_topic": t.heater(heater.id, "attributes"),  # reason, hold, wanted level
         }
     )
     out.append((t.discovery("sensor", uid), payload))

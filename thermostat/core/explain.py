@@ -49,8 +49,12 @@ def explain_heater(
     controlled: bool = True,
     manual_level: str | None = None,
     remote_off: bool = False,
+    room_wants_heat: bool = False,
 ) -> HeaterHold | None:
-    """The reason this heater differs from (or will not follow) what it is asked for; None when it follows."""
+    """The reason this heater differs from (or will not follow) what it is asked for; None when it follows.
+
+    `room_wants_heat`: the room's controller asks for heat. The allocator does not ask a heater that may not wake
+    yet to wake, so for a heater in standby the wear rules are the reason even when nothing is wanted of it."""
     if machine is None:
         return HeaterHold("unidentified", detail="model not identified yet")
     if remote_off:
@@ -68,7 +72,7 @@ def explain_heater(
     if machine.safety_cap is not None and requested != wanted:
         return HeaterHold("safety_cap", until=machine.safety_cap_until, detail=machine.safety_cap_reason)
     confirmed = machine.confirmed_level
-    if state == HeaterState.STANDBY and wanted is not None:
+    if state == HeaterState.STANDBY and (wanted is not None or room_wants_heat):
         start = machine.earliest_wake(now)
         if start > now:
             if machine.off_method == OffMethod.LOWEST:
@@ -105,9 +109,9 @@ def _progress(state: HeaterState, wanted: str | None) -> str:
 
 
 def wall_time(t: float, now: float, wall_now: datetime, tz: tzinfo | None = None) -> datetime:
-    """The wall-clock instant of monotonic time `t`, given that `now` (monotonic) is `wall_now`."""
-    when = wall_now + timedelta(seconds=t - now)
-    return when.astimezone(tz) if tz is not None else when
+    """The wall-clock instant of monotonic time `t`, given that `now` (monotonic) is `wall_now`, in `tz`
+    (None: the host's local zone)."""
+    return (wall_now + timedelta(seconds=t - now)).astimezone(tz)
 
 
 def describe_hold(hold: HeaterHold | None, now: float, wall_now: datetime, tz: tzinfo | None = None) -> str:
@@ -122,7 +126,7 @@ def describe_hold(hold: HeaterHold | None, now: float, wall_now: datetime, tz: t
     if code == "unidentified":
         return "model not identified yet"
     if code == "remote_off":
-        return "remote off"
+        return "remote off (Mining Rig Monitor)"
     if code == "manual":
         return f"manual level {hold.detail}" if hold.detail != "standby" else "manual: standby"
     if code == "fault":
@@ -156,7 +160,7 @@ def describe_target(
     def until() -> str:
         if target.next_change is None:
             return ""
-        local = target.next_change.astimezone(tz) if tz is not None else target.next_change
+        local = target.next_change.astimezone(tz)
         soon = target.next_change - wall_now < timedelta(hours=20)
         return f" until {local:%H:%M}" if soon else f" until {local:%a %d %b %H:%M}"
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from thermostat.adapters import ha
 from thermostat.core.heater import HeaterState
+from thermostat.service import view
 
 if TYPE_CHECKING:
     from thermostat.service.household import HeaterRuntime, RoomRuntime, Service
@@ -45,18 +46,19 @@ def room_state_messages(service: Service, room: RoomRuntime) -> Iterator[tuple[s
     if tariff is not None:
         yield f"{base}/cost", _num(room.energy_kwh * tariff.price_per_kwh, 2)
     yield f"{base}/demand", _num(decision.demand_w if decision else None, 0)
-    reason = decision.reason if decision else ""
-    remote_off = [h.id for h in room.heaters if getattr(h, "remote_off", False)]
-    if remote_off:  # Mining Rig Monitor remote switch (issue 9): say why those heaters stay off
-        reason = f"{reason}; " if reason else ""
-        reason += f"{REMOTE_OFF}: {', '.join(remote_off)}"
+    # the decision, and why a heater that should heat does not (minimum off, wake cap, fault, remote off, ...)
+    reason = view.room_reason(service, room)
     yield f"{base}/reason", reason
-    yield f"{base}/state", _room_json(room)
+    yield f"{base}/state", _room_json(service, room, reason)
 
 
-def _room_json(room: RoomRuntime) -> str:
+def _room_json(service: Service, room: RoomRuntime, reason: str) -> str:
     target = room.target
     return json.dumps({
+        "target_source": view.describe_target(target, room.decision, room.cfg.limits.min_c, service.clock.now(),
+                                              view.room_tz(room)),
+        "why": reason,
+        "heater_reasons": {h.id: view.heater_reason(service, h) for h in room.heaters},
         "current_temp": room.filter.last_value,
         "target": target.temp if target else None,
         "target_reason": target.reason if target else None,
@@ -86,6 +88,10 @@ def heater_state_messages(service: Service, h: HeaterRuntime) -> Iterator[tuple[
     yield f"{base}/level", level
     yield f"{base}/current_level", (machine.confirmed_level or "standby") if machine is not None else "unknown"
     yield f"{base}/controlled", "ON" if h.controlled else "OFF"
+    hv = view.heater_view(service, h)
+    yield f"{base}/reason", hv["reason"]
+    yield f"{base}/attributes", json.dumps(
+        {k: hv[k] for k in ("reason", "hold", "wanted", "control", "manual_level", "watts")}, default=str)
     if h.id in getattr(getattr(service, "mrm", None), "heaters", {}):  # Mining Rig Monitor remote switch
         yield f"{base}/remote", "off" if getattr(h, "remote_off", False) else "on"
 

@@ -27,7 +27,7 @@ from thermostat.adapters.store import HeaterState as StoredHeater
 from thermostat.adapters.store import RoomState, Store
 from thermostat.adapters.wallclock import BlockScheduler
 from thermostat.clock import Clock, RealClock
-from thermostat.config import Config, HeaterConfig, RoomConfig
+from thermostat.config import Config, ConfigError, HeaterConfig, RoomConfig
 from thermostat.core.allocate import Allocator
 from thermostat.core.control import make_controller
 from thermostat.core.engine import RoomControl, RoomDecision
@@ -144,6 +144,7 @@ class Service:
         self._mrm_stop = asyncio.Event()
         self._mrm_task: asyncio.Task[None] | None = None
         # --- end Mining Rig Monitor
+        self.dashboard: Any = None  # service/dashboard.py, started by run()
 
     # ------------------------------------------------------------------ construction
 
@@ -249,11 +250,25 @@ class Service:
                 log.exception("metrics endpoint not started")
                 self.metrics = None
         # --- end metrics
+        await self._start_dashboard()
         log.info("thermostat running: %d rooms, %d heaters", len(self.rooms), len(self.heaters))
         try:
             await stop.wait()
         finally:
             await self.shutdown()
+
+    async def _start_dashboard(self) -> None:
+        """The dashboard and local API (issue 13); a bind failure or unreadable password is logged, not fatal."""
+        from thermostat.service.dashboard import Dashboard
+
+        if not self.config.dashboard.enabled:
+            return
+        try:
+            self.dashboard = Dashboard(self, self.config.dashboard)
+            await self.dashboard.start()
+        except (OSError, ConfigError) as exc:
+            log.error("dashboard not started: %s", exc)
+            self.dashboard = None
 
     def _start_scheduler(self) -> None:
         try:
@@ -298,6 +313,8 @@ class Service:
         self._publish_all_rooms()
         if getattr(self, "metrics", None) is not None:  # metrics endpoint (issue 7)
             await self.metrics.close()
+        if self.dashboard is not None:  # dashboard and local API (issue 13)
+            await self.dashboard.close()
         await self.link.close(timeout=5.0)
         await asyncio.gather(self._tasks[0], return_exceptions=True)
         self.store.close()
@@ -556,7 +573,11 @@ class Service:
             self.counters["readings_rejected"] += 1
             log.warning("room %s: reading %.2f rejected: %s %s", room.id, value, result.reason, result.detail)
 
-    def _on_command(self, kind: str, ident: str, what: str, payload: bytes) -> None:
+    def command(self, kind: str, ident: str, what: str, payload: bytes) -> str | None:
+        """A room/heater command from the dashboard: the MQTT command path. The rejection reason, or None."""
+        return self._on_command(kind, ident, what, payload)
+
+    def _on_command(self, kind: str, ident: str, what: str, payload: bytes) -> str | None:
         if kind == "room" and ident in self.rooms:
             room = self.rooms[ident]
             cmd = ha.parse_room_command(what, payload, room.cfg.limits.min_c, room.cfg.limits.max_c,
@@ -571,15 +592,18 @@ class Service:
             hcmd = ha.parse_heater_command(what, payload, ladder, has_standby or h.cfg.plug is not None)
             if isinstance(hcmd, ha.Rejected):
                 return self._reject(f"{self.base}/heater/{ident}/error", f"{what}: {hcmd.reason}")
-            self._apply_heater_command(h, hcmd)
+            return self._apply_heater_command(h, hcmd)
         else:
             self.counters["commands_rejected"] += 1
             log.warning("command for unknown %s %r ignored", kind, ident)
+            return f"unknown {kind} {ident!r}"
+        return None
 
-    def _reject(self, topic: str, reason: str) -> None:
+    def _reject(self, topic: str, reason: str) -> str:
         self.counters["commands_rejected"] += 1
         log.warning("command rejected: %s", reason)
         self.link.publish_nowait(topic, reason)
+        return reason
 
     def _apply_room_command(self, room: RoomRuntime, cmd: Any) -> None:
         wall = self.clock.now()
@@ -600,7 +624,7 @@ class Service:
         log.info("room %s: %s", room.id, cmd)
         self._tick.set()
 
-    def _apply_heater_command(self, h: HeaterRuntime, cmd: Any) -> None:
+    def _apply_heater_command(self, h: HeaterRuntime, cmd: Any) -> str | None:
         if isinstance(cmd, ha.Reboot) and h.spec is None:
             return self._reject(f"{self.base}/heater/{h.id}/error", "reboot: model not identified yet")
         if isinstance(cmd, ha.SetControlled):
@@ -622,6 +646,7 @@ class Service:
         self._persist_heater(h, [])
         log.info("heater %s: %s", h.id, cmd)
         self._tick.set()
+        return None
 
     # --- Mining Rig Monitor (issue 9)
     def _on_mrm_expected(self, heater_id: str, asic_on: bool, light_on: bool) -> None:

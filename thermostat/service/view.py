@@ -1,0 +1,139 @@
+"""What the service is doing and why, as one JSON-able document (API version 1).
+
+The same document feeds the dashboard page, `thermostat status` (through the local API, `GET /api/state`)
+and the reasons on the MQTT state topics. The reasons themselves are computed in the core
+(`thermostat.core.explain`); this module only gathers them with the readings and targets.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING, Any
+
+from thermostat import __version__
+from thermostat.core.explain import HeaterHold, describe_hold, describe_target, explain_heater, wall_time
+
+__all__ = ["describe_target", "heater_reason", "room_reason", "room_tz", "state_document"]
+
+if TYPE_CHECKING:
+    from thermostat.service.household import HeaterRuntime, RoomRuntime, Service
+
+API_VERSION = 1
+
+
+def room_tz(room: RoomRuntime) -> tzinfo | None:
+    """The zone a room's times are shown in: its schedule's, or the host's for a fixed target."""
+    return room.schedule.tz if room.cfg.schedule is not None else None
+
+
+def room_action(room: RoomRuntime) -> str:
+    if room.state.mode == "off":
+        return "off"
+    return "heating" if room.decision is not None and room.decision.heating else "idle"
+
+
+def wants_heat(room: RoomRuntime) -> bool:
+    """The controller asks for heat (not a safety standby, not mode off)."""
+    d = room.decision
+    return room.state.mode == "heat" and d is not None and not d.safety and d.demand_w > 0
+
+
+def heater_hold(service: Service, h: HeaterRuntime) -> HeaterHold | None:
+    return explain_heater(h.machine, service.clock.monotonic(), controlled=h.controlled,
+                          manual_level=h.manual_level, remote_off=h.remote_off,
+                          room_wants_heat=wants_heat(service.rooms[h.room_id]))
+
+
+def heater_reason(service: Service, h: HeaterRuntime) -> str:
+    room = service.rooms[h.room_id]
+    return describe_hold(heater_hold(service, h), service.clock.monotonic(), service.clock.now(), room_tz(room))
+
+
+def room_reason(service: Service, room: RoomRuntime) -> str:
+    """The room's decision, and for a room that wants heat, why a heater that should heat does not (yet)."""
+    decision = room.decision
+    parts = [decision.reason] if decision is not None and decision.reason else []
+    for h in room.heaters:
+        if h.remote_off or not h.controlled or wants_heat(room):
+            text = heater_reason(service, h)
+            if text:
+                parts.append(f"{h.id}: {text}")
+    return "; ".join(parts)
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat(timespec="seconds")
+
+
+def room_view(service: Service, room: RoomRuntime) -> dict[str, Any]:
+    now, wall = service.clock.monotonic(), service.clock.now()
+    tz = room_tz(room)
+    last_time = room.filter.last_time
+    target, decision, st = room.target, room.decision, room.state
+    temp = None
+    if target is not None:
+        temp = min(max(target.temp, room.cfg.limits.min_c), room.cfg.limits.max_c)
+    return {
+        "id": room.id,
+        "name": room.cfg.name or room.id,
+        "reading": room.filter.last_value,
+        "reading_age_s": None if last_time is None else round(now - last_time, 1),
+        "stale": room.filter.is_stale(now),
+        "target": temp,
+        "target_source": describe_target(target, decision, room.cfg.limits.min_c, wall, tz),
+        "target_kind": target.reason if target is not None else None,
+        "next_change": _iso(target.next_change if target is not None else None),
+        "mode": st.mode,
+        "preset": st.preset,
+        "presets": sorted(room.schedule.presets),
+        "override": None if st.override_temp is None else {
+            "temp": st.override_temp, "until": _iso(st.override_until)},
+        "min_c": room.cfg.limits.min_c,
+        "max_c": room.cfg.limits.max_c,
+        "demand_w": None if decision is None else round(decision.demand_w, 1),
+        "action": room_action(room),
+        "reason": room_reason(service, room),
+        "energy_kwh": round(room.energy_kwh, 4),
+        "heaters": [h.id for h in room.heaters],
+        "timezone": str(tz) if tz is not None else None,
+    }
+
+
+def heater_view(service: Service, h: HeaterRuntime) -> dict[str, Any]:
+    now, wall = service.clock.monotonic(), service.clock.now()
+    machine = h.machine
+    hold = heater_hold(service, h)
+    tz = room_tz(service.rooms[h.room_id])
+    snap = machine.last_snapshot if machine is not None else None
+    return {
+        "id": h.id,
+        "room": h.room_id,
+        "model": h.spec.display if h.spec is not None else None,
+        "state": machine.state.value if machine is not None else "unknown",
+        "level": (machine.confirmed_level or "standby") if machine is not None else "unknown",
+        "wanted": (machine.wanted_level or "standby") if machine is not None else None,
+        "control": "auto" if h.controlled else "manual",
+        "manual_level": h.manual_level,
+        "levels": ["standby", *h.usable_levels_w()] if h.spec is not None else [],
+        "watts": None if machine is None else round(machine.estimated_wall_w, 0),
+        "chip_temp": snap.chip_temp_max_c if snap is not None else None,
+        "remote_off": h.remote_off,
+        "hold": None if hold is None else {
+            "code": hold.code,
+            "until": _iso(wall_time(hold.until, now, wall, tz)) if hold.until is not None else None,
+            "since": _iso(wall_time(hold.since, now, wall, tz)) if hold.since is not None else None,
+            "detail": hold.detail,
+        },
+        "reason": describe_hold(hold, now, wall, tz),
+    }
+
+
+def state_document(service: Service) -> dict[str, Any]:
+    return {
+        "api": API_VERSION,
+        "version": __version__,
+        "time": _iso(service.clock.now()),
+        "mqtt_connected": bool(service.link.connected),
+        "rooms": [room_view(service, room) for room in service.rooms.values()],
+        "heaters": [heater_view(service, h) for h in service.heaters.values()],
+    }
