@@ -261,3 +261,118 @@ async def test_page_shows_the_house_and_a_boost_click_wakes_the_miner(rig: Rig, 
     assert int(note.split()[0]) >= rows
     paths = await browser.run(lambda: browser.driver.find_elements("css selector", "#room-living-chart path.reading"))
     assert len(paths) == 1
+
+
+async def test_a_wrong_password_is_refused_and_the_right_one_opens_the_page(locked_rig: Rig, browser: Browser) -> None:
+    await browser.get(locked_rig.url + "/")
+    await browser.wait_text("status", "^password required$")
+    assert await browser.displayed("login") and not await browser.displayed("rooms")
+    await browser.type("password", "guess")
+    await browser.click("login-button")
+    await browser.wait_text("login-error", "^wrong password$")
+    assert not await browser.displayed("rooms") and await browser.text("room-living-name") == ""
+    assert locked_rig.service.dashboard.counters["logins_failed"] == 1
+    await browser.type("password", PASSWORD)
+    await browser.click("login-button")
+    await browser.wait_text("room-living-name", "^Living room$")
+    assert await browser.displayed("rooms") and not await browser.displayed("login")
+    # a command from the logged-in page works; logging out closes the page again
+    await browser.click("room-living-off")
+    await until(lambda: locked_rig.service.rooms["living"].state.mode == "off", 10, "room off")
+    await browser.click("logout")
+    await browser.wait_text("status", "^password required$")
+    await browser.get(locked_rig.url + "/")
+    await browser.wait_text("status", "^password required$")
+
+
+async def _page_session(http: aiohttp.ClientSession, url: str) -> str:
+    """GET / like a browser: the session cookie lands in the jar; the CSRF token is in the page."""
+    async with http.get(url + "/") as resp:
+        assert resp.status == 200
+        html = await resp.text()
+    match = re.search(r'<meta name="csrf" content="([^"]+)">', html)
+    assert match
+    return match.group(1)
+
+
+async def test_api_refuses_cross_site_and_foreign_host_requests(rig: Rig) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:  # IP-address cookies
+        async with http.get(rig.url + "/api/state") as resp:
+            doc = await resp.json()
+        assert doc["api"] == 1 and [r["id"] for r in doc["rooms"]] == ["living"]
+        assert doc["heaters"][0]["state"] == "standby" and doc["heaters"][0]["levels"][0] == "standby"
+        csrf = await _page_session(http, rig.url)
+        post = rig.url + "/api/room/living/mode"
+        # no token, a wrong token, a cross-site Origin: refused, nothing changes
+        for headers in ({}, {"X-CSRF-Token": "x" * 43},
+                        {"X-CSRF-Token": csrf, "Origin": "http://evil.example"},
+                        {"X-CSRF-Token": csrf, "Sec-Fetch-Site": "cross-site"}):
+            async with http.post(post, json={"payload": "off"}, headers=headers) as resp:
+                assert resp.status == 403, headers
+        assert rig.service.rooms["living"].state.mode == "heat"
+        # a DNS-rebinding page reaches the loopback port under a foreign host name: refused
+        async with http.get(rig.url + "/api/state", headers={"Host": "evil.example"}) as resp:
+            assert resp.status == 421
+        # same origin with the token: applied through the MQTT command path, and rejected the same way
+        good = {"X-CSRF-Token": csrf, "Origin": rig.url}
+        async with http.post(post, json={"payload": "off"}, headers=good) as resp:
+            assert resp.status == 200
+        assert rig.service.rooms["living"].state.mode == "off"
+        rejected = rig.service.counters["commands_rejected"]
+        async with http.post(rig.url + "/api/room/living/target", json={"payload": "99"}, headers=good) as resp:
+            assert resp.status == 400
+            assert "outside" in (await resp.json())["error"]
+        assert rig.service.counters["commands_rejected"] == rejected + 1
+        for path, body in (("/api/room/living/boost", {"payload": {"temp": 22, "hours": 99}}),
+                           ("/api/room/living/mode", {"nope": 1}), ("/api/room/living/mode", None)):
+            async with http.post(rig.url + path, json=body, headers=good) as resp:
+                assert resp.status == 400, path
+        async with http.post(rig.url + "/api/room/kitchen/mode", json={"payload": "off"}, headers=good) as resp:
+            assert resp.status == 404
+        async with http.get(rig.url + "/api/history?room=living&hours=1e9") as resp:
+            assert resp.status == 400
+
+
+async def test_password_protects_the_api_and_accepts_a_bearer_token(locked_rig: Rig) -> None:
+    url = locked_rig.url
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:  # IP-address cookies
+        csrf = await _page_session(http, url)
+        async with http.get(url + "/api/state") as resp:
+            assert resp.status == 401
+        async with http.post(url + "/api/room/living/mode", json={"payload": "off"},
+                             headers={"X-CSRF-Token": csrf}) as resp:
+            assert resp.status == 401
+        async with http.post(url + "/api/login", json={"password": PASSWORD}) as resp:
+            assert resp.status == 403  # a login needs the page's CSRF token too
+        async with http.get(url + "/api/state", headers={"Authorization": "Bearer wrong"}) as resp:
+            assert resp.status == 401
+        async with http.get(url + "/api/state", headers={"Authorization": f"Bearer {PASSWORD}"}) as resp:
+            assert resp.status == 200
+        async with http.post(url + "/api/room/living/mode", json={"payload": "off"},
+                             headers={"Authorization": f"Bearer {PASSWORD}"}) as resp:
+            assert resp.status == 200
+    assert locked_rig.service.rooms["living"].state.mode == "off"
+
+
+def test_config_refuses_an_open_bind_without_a_password(tmp_path: Path) -> None:
+    path = tmp_path / "house.yaml"
+    path.write_text(
+        """rooms:
+  living:
+    sensor: {topic: sensors/x}
+    target: 21
+    heaters: [h]
+heaters:
+  h: {host: 127.0.0.1, model: mini3}
+dashboard:
+  host: 0.0.0.0
+"""
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    text = str(exc.value)
+    assert re.search(r"house\.yaml:\d+:\d+: dashboard: .*0\.0\.0\.0 \(not loopback\) needs password_file or "
+                     r"password_env", text), text
+    (tmp_path / "secret").write_text("s3cret\n")
+    path.write_text(path.read_text() + "  password_file: secret\n")
+    assert load_config(path).dashboard.read_password().get_secret_value() == "s3cret"  # type: ignore[union-attr]

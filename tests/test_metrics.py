@@ -364,7 +364,8 @@ async def test_metrics_server_standalone_close_is_clean() -> None:
     server = metrics.MetricsServer(broken, "127.0.0.1", 0)
     await server.start()
     assert server.port > 0
-    assert (await raw(server.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).startswith(b"HTTP/1.1 500 ")
+    reply = await raw(server.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 500 ")
     await server.close()
     await server.close()  # idempotent
     with pytest.raises(OSError):
