@@ -11,6 +11,9 @@ need=""
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need="$need mosquitto"
 command -v mosquitto_passwd >/dev/null 2>&1 || [ -x /usr/bin/mosquitto_passwd ] || need="$need mosquitto"
 command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
+# chromium + chromedriver: the dashboard tests drive the page in headless chromium through Selenium.
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need="$need chromium"
+command -v chromedriver >/dev/null 2>&1 || [ -x /usr/bin/chromedriver ] || need="$need chromium-driver"
 if [ -n "$need" ]; then
     echo "== installing:$need"
     as_root apt-get update -qq && as_root apt-get install -y -qq --no-install-recommends $need \

@@ -72,6 +72,8 @@ HEATER_STATE_LEAVES = (
     "current_level",
     "error",
     "remote",  # Mining Rig Monitor remote switch: on | off (only for heaters reported to it)
+    "reason",  # why it is not doing what its room wants (core/explain.py), in words
+    "attributes",  # JSON: reason, hold, wanted, control: the Current level entity's attributes
 )
 HEATER_COMMANDS = ("level", "controlled", "reboot")
 
