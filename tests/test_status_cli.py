@@ -74,7 +74,8 @@ async def test_status_shows_rooms_heaters_and_reasons(locked_rig: Rig, tmp_path:
     # the same reasons on the MQTT state topics (retained) and in the Home Assistant attributes
     rig.service._publish_heater(rig.service.heaters["mini3-0"])
     rig.service._publish_room(rig.service.rooms["living"])
-    wanted = {"thermo-web/heater/mini3-0/reason", "thermo-web/heater/mini3-0/attributes", "thermo-web/room/living/state"}
+    wanted = {"thermo-web/heater/mini3-0/reason", "thermo-web/heater/mini3-0/attributes",
+              "thermo-web/room/living/state"}
     got: dict[str, bytes] = {}
     async with aiomqtt.Client("127.0.0.1", rig.broker_port) as client:
         for topic in wanted:

@@ -98,7 +98,9 @@ def render(doc: dict[str, Any]) -> str:
             h = heaters.get(hid)
             if h is None:
                 continue
-            level = h["level"] if h["control"] == "auto" else f"{h['level']} (manual {h.get('manual_level') or 'standby'})"
+            level = h["level"]
+            if h["control"] != "auto":
+                level += f" (manual {h.get('manual_level') or 'standby'})"
             lines.append(f"  heater {hid}: {h['state']}, level {level}, {_num(h.get('watts'), 0, ' W')}"
                          + (f" — {h['reason']}" if h.get("reason") else ""))
     return "\n".join(lines)
