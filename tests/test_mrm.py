@@ -11,18 +11,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from conftest import free_port
 
 from thermostat.adapters import ha
+from thermostat.adapters.http import WebServer
 from thermostat.adapters.mrm import (
     ExpectedStatus,
     MinerInfo,
@@ -67,7 +67,7 @@ class Miner:
 
 
 class FakeMrm:
-    """Mining Rig Monitor's ASIC API on a loopback port (a thread), with per-code state."""
+    """Mining Rig Monitor's ASIC API on a loopback port (an aiohttp server in the test's loop), per-code state."""
 
     PREFIX = "/api/v1"
 
@@ -75,63 +75,41 @@ class FakeMrm:
         self.miners: dict[str, Miner] = {}
         self.requests: list[Recorded] = []
         self.delay_s = 0.0  # > client timeout: simulate a server that hangs
-        self.lock = threading.Lock()
-        fake = self
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", self._handle)
+        self.server = WebServer(app, "127.0.0.1", 0)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    async def start(self, port: int = 0) -> FakeMrm:
+        self.server.port = port
+        await self.server.start()
+        return self
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                fake._handle(self, "GET")
-
-            def do_POST(self) -> None:
-                fake._handle(self, "POST")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    @property
+    def port(self) -> int:
+        return self.server.port
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}{self.PREFIX}"
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    async def close(self) -> None:
+        await self.server.close()
 
     def calls(self, method: str, endpoint: str) -> list[Recorded]:
-        with self.lock:
-            return [r for r in self.requests if r.method == method and r.path == self.PREFIX + endpoint]
+        return [r for r in self.requests if r.method == method and r.path == self.PREFIX + endpoint]
 
-    def _handle(self, req: BaseHTTPRequestHandler, method: str) -> None:
-        length = int(req.headers.get("Content-Length") or 0)
-        raw = req.rfile.read(length) if length else b""
+    async def _handle(self, req: web.Request) -> web.Response:
+        raw = await req.read()
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw
         code = req.headers.get("API_CODE")
-        with self.lock:
-            self.requests.append(Recorded(method, req.path, code, body))
+        self.requests.append(Recorded(req.method, req.path, code, body))
         if self.delay_s:
-            time.sleep(self.delay_s)
-        status, answer = self._route(method, req.path, code, body)
-        data = json.dumps(answer).encode()
-        req.close_connection = True
-        try:
-            req.send_response(status)
-            req.send_header("Content-Type", "application/json")
-            req.send_header("Content-Length", str(len(data)))
-            req.send_header("Connection", "close")
-            req.end_headers()
-            req.wfile.write(data)
-        except OSError:  # the client gave up (timeout test)
-            pass
+            await asyncio.sleep(self.delay_s)
+        status, answer = self._route(req.method, req.path, code, body)
+        return web.json_response(answer, status=status)
 
     def _route(self, method: str, path: str, code: str | None, body: Any) -> tuple[int, Any]:
         endpoint = path.removeprefix(self.PREFIX)
@@ -162,12 +140,12 @@ class FakeMrm:
 
 
 @pytest.fixture
-def mrm() -> Iterator[FakeMrm]:
-    fake = FakeMrm()
+async def mrm() -> AsyncIterator[FakeMrm]:
+    fake = await FakeMrm().start()
     fake.miners[CODE_A] = Miner("heater-a")
     fake.miners[CODE_B] = Miner("heater-b")
     yield fake
-    fake.close()
+    await fake.close()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -322,36 +300,20 @@ async def test_server_down_backs_off_logs_once_then_recovers(caplog: pytest.LogC
     assert len(warnings_about(caplog, "specs q1")) == 1
     assert len(warnings_about(caplog, "expected_status q1")) == 1
     # the dashboard comes up on that port: everything recovers by itself
-    fake = FakeMrm.__new__(FakeMrm)
-    _serve_on(fake, port)
+    fake = await FakeMrm().start(port)
     try:
         fake.miners[CODE_A] = Miner("heater-a", asic="off")
         await until(lambda: len(fake.miners[CODE_A].logs) >= 1 and run.expected == [("q1", False, False)], 5,
                     "recovery")
         await run.finish()
     finally:
-        fake.close()
+        await fake.close()
     assert len(warnings_about(caplog, "specs q1")) == 1
     assert any("works again" in r.getMessage() for r in caplog.records)
 
 
-def _serve_on(fake: FakeMrm, port: int) -> None:
-    """Start a FakeMrm on a given port (the constructor picks a free one)."""
-    FakeMrm.__init__(fake)
-    fake.close()
-    handler = fake.server.RequestHandlerClass
-    fake.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-    fake.server.daemon_threads = True
-    fake.port = port
-    fake.thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
-    fake.thread.start()
-
-
 async def test_chunked_garbage_and_oversized_answers() -> None:
     """The client (aiohttp) decodes a chunked answer; a non-HTTP, non-JSON or oversized one is a typed error."""
-    from aiohttp import web
-
-    from thermostat.adapters.http import WebServer
     from thermostat.adapters.mrm import MAX_RESPONSE_BYTES, MrmBadResponse, MrmTimeout
 
     async def chunked(request: web.Request) -> web.StreamResponse:
