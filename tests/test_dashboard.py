@@ -20,7 +20,7 @@ import pytest
 from conftest import free_port
 
 from thermostat.clock import ScaledClock
-from thermostat.config import ConfigError, load_config
+from thermostat.config import ConfigError, config_warnings, load_config
 from thermostat.core.heater import HeaterState
 from thermostat.miners.models import MODELS
 from thermostat.service import Service
@@ -373,6 +373,10 @@ dashboard:
     text = str(exc.value)
     assert re.search(r"house\.yaml:\d+:\d+: dashboard: .*0\.0\.0\.0 \(not loopback\) needs password_file or "
                      r"password_env", text), text
-    (tmp_path / "secret").write_text("s3cret\n")
     path.write_text(path.read_text() + "  password_file: secret\n")
-    assert load_config(path).dashboard.read_password().get_secret_value() == "s3cret"  # type: ignore[union-attr]
+    assert config_warnings(load_config(path)) == [
+        f"dashboard.password_file: {tmp_path / 'secret'} does not exist (the dashboard will not start)"]
+    (tmp_path / "secret").write_text("s3cret\n")
+    config = load_config(path)
+    assert config.dashboard.read_password().get_secret_value() == "s3cret"  # type: ignore[union-attr]
+    assert config_warnings(config) == []

@@ -772,6 +772,12 @@ def config_warnings(config: Config) -> list[str]:
         out.append(f"mqtt.password_env: {mqtt.password_env} is not set in this environment (needed at run time)")
     if mqtt.username is not None and mqtt.password_file is None and mqtt.password_env is None:
         out.append("mqtt.username is set but no password_file or password_env")
+    dash = config.dashboard
+    if dash.enabled and dash.password_file is not None and not dash.password_file.is_file():
+        out.append(f"dashboard.password_file: {dash.password_file} does not exist (the dashboard will not start)")
+    if dash.enabled and dash.password_env is not None and not os.environ.get(dash.password_env):
+        out.append(f"dashboard.password_env: {dash.password_env} is not set in this environment "
+                   "(the dashboard will not start)")
     for hid in config.heaters:
         if config.room_of(hid) is None:
             out.append(f"heaters.{hid}: not used by any room")
