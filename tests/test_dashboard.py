@@ -323,7 +323,7 @@ async def test_api_refuses_cross_site_and_foreign_host_requests(rig: Rig) -> Non
             assert resp.status == 400
             assert "outside" in (await resp.json())["error"]
         assert rig.service.counters["commands_rejected"] == rejected + 1
-        for path, body in (("/api/room/living/boost", {"payload": {"temp": 22, "hours": 99}}),
+        for path, body in (("/api/room/living/override", {"payload": {"temp": 22, "hours": 2}}),
                            ("/api/room/living/mode", {"nope": 1}), ("/api/room/living/mode", None)):
             async with http.post(rig.url + path, json=body, headers=good) as resp:
                 assert resp.status == 400, path

@@ -7,9 +7,8 @@ Routes (API version 1, see docs/day-to-day.md)::
     GET  /api/history?room=ID&hours=24   reading, target and watts of one room from the store
     POST /api/login   {"password": ..}   a session for the browser (only when a password is configured)
     POST /api/logout
-    POST /api/room/ID/WHAT    {"payload": ..}   WHAT: target, mode, preset, override — the MQTT command payloads;
-                                                 boost {"temp": 23, "hours": 2}: an override ending by the
-                                                 service's clock
+    POST /api/room/ID/WHAT    {"payload": ..}   WHAT: target, mode, preset, override — the MQTT command payloads
+                                                 (a boost is an override {"temp": 23, "for": "2h"})
     POST /api/heater/ID/WHAT  {"payload": ..}   WHAT: level, controlled, reboot
 
 Security:
@@ -30,7 +29,6 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +50,6 @@ LOGIN_FAIL_DELAY_S = 1.0  # a wrong password answers after this long (slows gues
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 STATIC = {"app.js": "application/javascript", "app.css": "text/css"}
 HISTORY_MAX_HOURS = 24 * 7
-BOOST_MAX_HOURS = 24
 
 
 @dataclass
@@ -275,11 +272,6 @@ class Dashboard:
         kind, ident, what = (request.match_info[k] for k in ("kind", "ident", "what"))
         body = await self._body(request)
         payload = body.get("payload") if body is not None else None
-        if kind == "room" and what == "boost":  # an override for some hours, ended by the service's own clock
-            boost = self._boost_payload(payload)
-            if boost is None:
-                return _error(400, f'boost payload must be {{"temp": <°C>, "hours": 0.25..{BOOST_MAX_HOURS}}}')
-            what, payload = "override", boost
         if isinstance(payload, dict):
             payload = json.dumps(payload)
         if not isinstance(payload, str):
@@ -294,16 +286,6 @@ class Dashboard:
             return _error(400, reason)
         log.info("dashboard: %s %s %s %s", kind, ident, what, payload[:80])
         return web.json_response({"ok": True})
-
-
-    def _boost_payload(self, payload: Any) -> str | None:
-        if not isinstance(payload, dict) or set(payload) != {"temp", "hours"}:
-            return None
-        hours = payload["hours"]
-        if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0.25 <= hours <= BOOST_MAX_HOURS:
-            return None
-        until = self.service.clock.now() + timedelta(hours=float(hours))
-        return json.dumps({"temp": payload["temp"], "until": until.isoformat()})
 
 
 def _dumps(data: Any) -> str:

@@ -77,7 +77,7 @@ function roomCard(room) {
   const actions = el("div", { class: "actions" },
     "Boost to", temp, "°C for", hours,
     button(`${p}-boost`, "Boost", () => {
-      command("room", room.id, "boost", { temp: Number(temp.value), hours: Number(hours.value) });
+      command("room", room.id, "override", { temp: Number(temp.value), for: `${hours.value}h` });
     }),
     button(`${p}-cancel`, "Cancel override", () => command("room", room.id, "override", "cancel")),
     button(`${p}-away`, "Away", () => command("room", room.id, "preset", "away")),
