@@ -103,3 +103,30 @@ def describe_time(t: float | None, now: float) -> str:
     from datetime import timedelta
 
     return (WALL + timedelta(seconds=t - now)).astimezone(BERLIN).strftime("%H:%M")
+
+
+def test_where_the_target_comes_from() -> None:
+    from datetime import timedelta
+
+    from thermostat.core.engine import RoomDecision
+    from thermostat.core.schedule import Target
+
+    start = datetime(2026, 12, 1, 5, 0, tzinfo=UTC)  # 06:00 in Berlin
+    now = start + timedelta(hours=1)
+
+    def target(reason: str, until: datetime | None, preset: str | None = "comfort") -> Target:
+        return Target(temp=21.0, preset=preset, block_start=start, next_change=until, reason=reason)  # type: ignore[arg-type]
+
+    from thermostat.core.explain import describe_target
+
+    assert describe_target(target("schedule", start + timedelta(hours=16)), None, 7.0, now, BERLIN) == \
+        "schedule comfort until 22:00"
+    assert describe_target(target("override", now + timedelta(hours=2), None), None, 7.0, now, BERLIN) == \
+        "override until 09:00"
+    assert describe_target(target("override", None, None), None, 7.0, now, BERLIN) == "override until cancelled"
+    assert describe_target(target("away", None, "away"), None, 7.0, now, BERLIN) == "away until cancelled"
+    assert describe_target(target("away", datetime(2026, 12, 27, 15, 0, tzinfo=UTC), "away"), None, 7.0, now,
+                           BERLIN) == "away until Sun 27 Dec 16:00"
+    frost = RoomDecision(1600.0, {"h": "Heater 3"}, True, "below minimum 7.0 °C", True)
+    assert describe_target(target("schedule", None), frost, 7.0, now, BERLIN) == \
+        "frost protection (below minimum 7.0 °C)"

@@ -8,6 +8,7 @@ import json
 import re
 import sys
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ import aiomqtt
 import pytest
 from conftest import free_port
 from test_dashboard import PASSWORD, Rig, _rig, until, write_config
+
+from thermostat.core.heater import HeaterState
 
 pytestmark = pytest.mark.broker
 
@@ -32,6 +35,29 @@ async def status(config: Path, *args: str) -> tuple[int, str, str]:
 async def locked_rig(tmp_path: Path, mqtt_broker: Any) -> AsyncIterator[Rig]:
     async for r in _rig(tmp_path, mqtt_broker, password=True):
         yield r
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, mqtt_broker: Any) -> AsyncIterator[Rig]:
+    async for r in _rig(tmp_path, mqtt_broker, password=False):
+        yield r
+
+
+async def test_status_says_since_when_a_heater_is_in_fault_and_when_it_tries_again(rig: Rig, tmp_path: Path) -> None:
+    rig.miner.faults.refuse_connections = True  # the miner stops answering
+    await until(lambda: rig.machine().state == HeaterState.FAULT, 40, "heater in fault")
+    code, out, err = await status(tmp_path / "house.yaml", "--json")
+    assert code == 0, err
+    heater = json.loads(out)["heaters"][0]
+    assert heater["state"] == "fault" and heater["hold"]["code"] == "fault"
+    since, next_try = (datetime.fromisoformat(heater["hold"][k]) for k in ("since", "until"))
+    assert since < next_try
+    assert heater["reason"].startswith(f"fault since {since:%H:%M}, next try {next_try:%H:%M} (")
+    code, out, err = await status(tmp_path / "house.yaml")
+    assert code == 0, err
+    line = next(x for x in out.splitlines() if x.startswith("  heater mini3-0: "))
+    assert re.fullmatch(r"  heater mini3-0: fault, level standby, \d+ W — fault since \d\d:\d\d, next try \d\d:\d\d "
+                        r"\(.+\)", line), line
 
 
 async def test_no_service_running_is_said_clearly(tmp_path: Path) -> None:
