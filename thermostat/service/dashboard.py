@@ -46,7 +46,7 @@ log = logging.getLogger("thermostat.dashboard")
 SESSION_COOKIE = "thermostat_session"
 MAX_SESSIONS = 256
 MAX_BODY = 4096  # bytes of a command or login body
-LOGIN_FAIL_DELAY_S = 1.0  # a wrong password answers after this long (slows guessing)
+LOGIN_FAIL_DELAY_S = 1.0  # a wrong password answers after this long; checks are serialised: ~1 guess/s at most
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 STATIC = {"app.js": "application/javascript", "app.css": "text/css"}
 HISTORY_MAX_HOURS = 24 * 7
@@ -72,6 +72,7 @@ class Dashboard:
         self.sessions: dict[str, Session] = {}
         self.counters = {"requests": 0, "commands": 0, "commands_rejected": 0, "logins_failed": 0, "refused": 0}
         self._last_warning = -1e9
+        self._login_lock = asyncio.Lock()
         self._index = _web_file("index.html")
         self._static = {name: _web_file(name) for name in STATIC}
         app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY)
@@ -241,11 +242,12 @@ class Dashboard:
             return web.json_response({"ok": True})
         body = await self._body(request)
         given = body.get("password") if body is not None else None
-        if not isinstance(given, str) or not hmac.compare_digest(given.encode(), self._password.encode()):
-            self.counters["logins_failed"] += 1
-            self._warn("wrong password from %s (%d so far)", request.remote, self.counters["logins_failed"])
-            await asyncio.sleep(LOGIN_FAIL_DELAY_S)
-            return _error(401, "wrong password")
+        async with self._login_lock:  # one check at a time: parallel guesses wait for each other's delay
+            if not isinstance(given, str) or not hmac.compare_digest(given.encode(), self._password.encode()):
+                self.counters["logins_failed"] += 1
+                self._warn("wrong password from %s (%d so far)", request.remote, self.counters["logins_failed"])
+                await asyncio.sleep(LOGIN_FAIL_DELAY_S)
+                return _error(401, "wrong password")
         old = request.cookies.get(SESSION_COOKIE)
         if old in self.sessions:
             del self.sessions[old]  # a fresh session id after login (no fixation)
