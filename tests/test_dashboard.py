@@ -253,6 +253,14 @@ async def test_page_shows_the_house_and_a_boost_click_wakes_the_miner(rig: Rig, 
     await until(lambda: rig.service.rooms["living"].state.override_temp is None, 10, "override cancelled")
     await browser.wait_text("room-living-target", r"^20\.0 °C$")
     await browser.wait_text("room-living-source", r"^schedule comfort$")
+    # away: the schedule's away preset until cancelled; back to the schedule
+    await browser.click("room-living-away")
+    await until(lambda: rig.service.rooms["living"].state.preset == "away", 10, "away")
+    await browser.wait_text("room-living-target", r"^16\.0 °C$")
+    await browser.wait_text("room-living-source", r"^away until cancelled$")
+    await browser.click("room-living-schedule")
+    await until(lambda: rig.service.rooms["living"].state.preset is None, 10, "schedule again")
+    await browser.wait_text("room-living-source", r"^schedule comfort$")
     # the chart: a fresh page draws the store's history (a row per simulated minute) as SVG paths
     rows = len(rig.service.store.history(room="living"))
     assert rows >= 2
