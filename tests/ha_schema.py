@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-COMPONENTS = ("climate", "sensor", "select", "switch", "button")
+COMPONENTS = ("climate", "sensor", "binary_sensor", "select", "switch", "button")
 
 _AVAILABILITY = {"availability", "availability_mode", "availability_template", "availability_topic",
                  "payload_available", "payload_not_available"}
@@ -56,6 +56,10 @@ ALLOWED: dict[str, set[str]] = {
         "device_class", "expire_after", "force_update", "last_reset_value_template", "options",
         "suggested_display_precision", "state_class", "state_topic", "unit_of_measurement", "value_template",
     },
+    "binary_sensor": _COMMON | {
+        "device_class", "expire_after", "force_update", "off_delay", "payload_off", "payload_on", "state_topic",
+        "value_template",
+    },
     "select": _COMMON | {
         "command_template", "command_topic", "optimistic", "options", "retain", "state_topic", "value_template",
     },
@@ -69,6 +73,7 @@ ALLOWED: dict[str, set[str]] = {
 REQUIRED: dict[str, set[str]] = {
     "climate": set(),
     "sensor": {"state_topic"},
+    "binary_sensor": {"state_topic"},
     "select": {"command_topic", "options"},
     "switch": {"command_topic"},
     "button": {"command_topic"},
@@ -106,6 +111,11 @@ SENSOR_CLASSES: dict[str, tuple[set[str] | None, set[str] | None]] = {
     "timestamp": (set(), set()),
 }
 BUTTON_CLASSES = {"identify", "restart", "update"}
+BINARY_SENSOR_CLASSES = {
+    "battery", "battery_charging", "carbon_monoxide", "cold", "connectivity", "door", "garage_door", "gas", "heat",
+    "light", "lock", "moisture", "motion", "moving", "occupancy", "opening", "plug", "power", "presence", "problem",
+    "running", "safety", "smoke", "sound", "tamper", "update", "vibration", "window",
+}
 SWITCH_CLASSES = {"outlet", "switch"}
 
 _OBJECT_ID = re.compile(r"[a-zA-Z0-9_-]+")
@@ -167,7 +177,8 @@ def problems(topic: str, payload: Mapping[str, Any], discovery_prefix: str = "ho
             out.extend(f"{where}: unknown origin key {k!r}" for k in origin if k not in ORIGIN_KEYS)
     out.extend(_availability_problems(where, payload))
 
-    check = {"climate": _climate, "sensor": _sensor, "select": _select, "switch": _switch, "button": _button}
+    check = {"climate": _climate, "sensor": _sensor, "binary_sensor": _binary_sensor, "select": _select,
+             "switch": _switch, "button": _button}
     out.extend(check[component](where, payload))
     return out
 
@@ -274,6 +285,18 @@ def _sensor(where: str, p: Mapping[str, Any]) -> list[str]:
         not isinstance(p["suggested_display_precision"], int) or p["suggested_display_precision"] < 0
     ):
         out.append(f"{where}: suggested_display_precision must be an integer >= 0")
+    return out
+
+
+def _binary_sensor(where: str, p: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    if "device_class" in p and p["device_class"] not in BINARY_SENSOR_CLASSES:
+        out.append(f"{where}: binary_sensor device_class {p['device_class']!r} unknown")
+    if p.get("payload_on", "ON") == p.get("payload_off", "OFF"):
+        out.append(f"{where}: payload_on and payload_off must differ")
+    for key in ("unit_of_measurement", "state_class", "options"):
+        if key in p:
+            out.append(f"{where}: a binary_sensor has no {key}")
     return out
 
 

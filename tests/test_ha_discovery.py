@@ -26,7 +26,7 @@ HEATERS = [
 
 
 def published() -> set[str]:
-    out = {T.status}
+    out = {T.status, T.problem}
     for r in ROOMS:
         out |= {T.room(r.id, leaf) for leaf in ha.ROOM_STATE_LEAVES}
     for h in HEATERS:
@@ -62,6 +62,7 @@ def test_entity_inventory(house: list[ha.Discovery]) -> None:
     # 2 climates, 2 energy + 1 cost; per heater 6 telemetry (nano has no inlet) + state + current level,
     # 1 select, 1 switch, 1 button.
     assert comps.count("climate") == 2
+    assert comps.count("binary_sensor") == 1  # the service's problem sensor
     assert comps.count("select") == 3 and comps.count("switch") == 3 and comps.count("button") == 3
     assert comps.count("sensor") == 3 + (8 + 8 + 7)
     for topic, payload in house:
@@ -82,6 +83,16 @@ def test_climate_details(house: list[ha.Discovery]) -> None:
     assert "object_id" not in c
     bed = by_uid(house, "thermostat_bed-room_climate".replace("-", "_"))
     assert "preset_modes" not in bed and "preset_mode_command_topic" not in bed  # no presets: no preset UI
+
+
+def test_service_problem_sensor(house: list[ha.Discovery]) -> None:
+    p = by_uid(house, "thermostat_service_problem")
+    assert p["device_class"] == "problem"
+    assert p["state_topic"] == p["json_attributes_topic"] == "thermostat/problem"
+    assert p["default_entity_id"] == "binary_sensor.thermostat_problem"
+    assert p["device"]["identifiers"] == ["thermostat_service"]
+    assert "via_device" not in p["device"]
+    assert house[0][0] == "homeassistant/binary_sensor/thermostat_service_problem/config"
 
 
 def test_preset_none_never_listed() -> None:

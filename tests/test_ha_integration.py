@@ -257,7 +257,7 @@ async def test_discovery_validates_and_every_topic_is_live(house: House) -> None
         for topic, payload in found.items():
             by_component.setdefault(topic.split("/")[1], []).append(payload)
         assert {c: len(v) for c, v in by_component.items()} == {
-            "climate": 1, "sensor": 2 + 8, "select": 1, "switch": 1, "button": 1,
+            "climate": 1, "sensor": 2 + 8, "select": 1, "switch": 1, "button": 1, "binary_sensor": 1,
         }, sorted(found)
 
         climate = by_component["climate"][0]
@@ -273,7 +273,7 @@ async def test_discovery_validates_and_every_topic_is_live(house: House) -> None
         assert (energy["device_class"], energy["unit_of_measurement"], energy["state_class"]) == \
             ("energy", "kWh", "total_increasing")
         devices = {json.dumps(p["device"]["identifiers"]) for p in found.values()}
-        assert len(devices) == 2, "one device per room and one per miner"
+        assert len(devices) == 3, "one device per room, one per miner and one for the service"
         select = by_component["select"][0]
         assert select["options"] == ["auto", "night", "eco", "super", "mining", "standby"]
         # the enum sensor's options are exactly the states the service can publish

@@ -3,6 +3,7 @@
 Topic layout (``<base>`` is ``mqtt.base_topic``, default ``thermostat``; docs/mqtt.md has the full table)::
 
     <base>/status                                   online | offline (retained, last will)
+    <base>/problem                                  JSON: {"problem": bool, "count", "text", "problems": [...]}
     <base>/room/<room>/{current_temp,target,mode,action,preset,energy,cost,state}   published
     <base>/room/<room>/{target,mode,preset,override}/set                           commands
     <base>/room/<room>/error                        why the last command was rejected
@@ -13,7 +14,8 @@ Topic layout (``<base>`` is ``mqtt.base_topic``, default ``thermostat``; docs/mq
 
 Discovery: one retained config per entity at ``<prefix>/<component>/<unique_id>/config`` (object id =
 unique id, no node id). One HA device per room (the climate entity, energy and cost sensors) and one
-per miner (sensors, level select, "controlled" switch, reboot button) with ``via_device`` its room.
+per miner (sensors, level select, "controlled" switch, reboot button) with ``via_device`` its room, and one
+for the service itself with a ``problem`` binary sensor (the problem text is an attribute).
 
 Rules of current Home Assistant honoured here (they fail silently otherwise): no ``object_id``
 (``default_entity_id`` instead), ``temperature_unit`` ``C``, ``precision`` 0.1, ``preset_modes``
@@ -125,6 +127,10 @@ class Topics:
     def status(self) -> str:
         return f"{self.base}/status"
 
+    @property
+    def problem(self) -> str:
+        return f"{self.base}/problem"
+
     def room(self, room: str, leaf: str) -> str:
         return f"{self.base}/room/{room}/{leaf}"
 
@@ -171,6 +177,10 @@ class Topics:
     def heater_device_id(self, heater: str) -> str:
         return f"{self.node}_heater_{_slug(heater)}"
 
+    @property
+    def service_device_id(self) -> str:
+        return f"{self.node}_service"
+
 
 def _slug(ident: str) -> str:
     return re.sub(r"[^a-z0-9_]", "_", ident.lower())
@@ -212,6 +222,36 @@ def heater_device(t: Topics, heater: HeaterInfo) -> dict[str, Any]:
     if heater.host:
         dev["configuration_url"] = f"http://{heater.host}/"
     return dev
+
+
+def service_device(t: Topics) -> dict[str, Any]:
+    return {
+        "identifiers": [t.service_device_id],
+        "name": "Thermostat service",
+        "manufacturer": "thermostat",
+        "model": "Miner heating service",
+        "sw_version": __version__,
+    }
+
+
+def service_problem_config(t: Topics) -> Discovery:
+    """ON while the service has a problem (state file, a room without a working heater, ...); the plain-words
+    text and the list of problems are attributes."""
+    uid = f"{t.service_device_id}_problem"
+    payload = _common(t, uid, service_device(t), f"binary_sensor.{t.node}_problem")
+    payload.update(
+        {
+            "name": "Problem",
+            "device_class": "problem",
+            "state_topic": t.problem,
+            "value_template": "{{ 'ON' if value_json.problem else 'OFF' }}",
+            "payload_on": "ON",
+            "payload_off": "OFF",
+            "json_attributes_topic": t.problem,
+            "entity_category": "diagnostic",
+        }
+    )
+    return t.discovery("binary_sensor", uid), payload
 
 
 def _common(t: Topics, unique_id: str, device: dict[str, Any], default_entity_id: str) -> dict[str, Any]:
@@ -432,8 +472,9 @@ def heater_reboot_button_config(t: Topics, heater: HeaterInfo) -> Discovery:
 def discovery_payloads(
     t: Topics, rooms: Iterable[RoomInfo], heaters: Iterable[HeaterInfo], expire_after_s: int | None = None
 ) -> list[Discovery]:
-    """Every discovery config for a house, rooms first (so via_device targets exist first)."""
-    out: list[Discovery] = []
+    """Every discovery config for a house: the service's problem sensor, then rooms (so via_device targets exist
+    first), then heaters."""
+    out: list[Discovery] = [service_problem_config(t)]
     for room in rooms:
         out.append(climate_config(t, room))
         out.append(room_energy_config(t, room))

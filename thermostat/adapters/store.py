@@ -30,11 +30,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -383,4 +386,333 @@ def _real(value: float | None) -> float | None:
     return float(value)
 
 
-__all__ = ["SCHEMA_VERSION", "HeaterState", "HistoryRow", "RoomState", "Store", "StoreError"]
+
+# --- the service's store: degrades instead of failing ------------------------------------------------------
+
+
+def _is_damage(exc: BaseException) -> bool:
+    """The file's content is bad (moving it aside helps), as opposed to the disk or its permissions."""
+    cause = exc.__cause__ if isinstance(exc, StoreError) and exc.__cause__ is not None else exc
+    if isinstance(cause, StoreError):
+        return "schema version" in str(cause)  # written by a newer version; "cannot switch to WAL" is the disk
+    if isinstance(cause, sqlite3.OperationalError):  # read-only, disk full, cannot open, I/O error
+        return False
+    return isinstance(cause, sqlite3.DatabaseError | ValueError | KeyError | TypeError)
+
+
+def _plain(exc: BaseException) -> str:
+    text = str(exc.__cause__ or exc) if isinstance(exc, StoreError) else str(exc)
+    text = " ".join(text.split())  # one log line
+    return (text[:157] + "...") if len(text) > 160 else text or type(exc).__name__
+
+
+class SafeStore:
+    """The store the service uses: it never raises into the control path and never stops the service.
+
+    Everything the service reads (room and heater state, learned values, energy totals) is kept in memory and
+    read from there; every write updates memory first and is then written to SQLite. A write that fails (disk
+    full, read-only, I/O error) is kept pending and retried with backoff (`retry_min_s` doubling up to
+    `retry_max_s`); `problem` says what is wrong in plain words until a write succeeds again.
+
+    At start, a file that cannot be opened, checked (``PRAGMA quick_check``), read or written is handled so:
+    a damaged file (not a database, malformed, written by a newer version) is moved aside to
+    ``<name>.damaged-<UTC timestamp>`` (with its -wal/-shm) and a fresh file is made in its place; if the file
+    is sound but cannot be written (read-only, disk full), it is left alone and what can still be read from it
+    is used. Without a usable file the service runs on state in memory and keeps trying to open the file.
+    A directory at the path is left alone and never retried.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        retry_min_s: float = 1.0,
+        retry_max_s: float = 300.0,
+        max_pending_history: int = 10_000,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+    ) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._wall = wall
+        self._synchronous: Literal["NORMAL", "FULL"] = synchronous
+        self.retry_min_s = retry_min_s
+        self.retry_max_s = retry_max_s
+        self._backoff = retry_min_s
+        self._next_try = -math.inf
+        self._db: Store | None = None
+        self._start_problem: str | None = None  # what was found at start (stays until a restart)
+        self._write_problem: str | None = None  # why writes fail now (cleared by the next write that succeeds)
+        self.moved_to: Path | None = None  # where a damaged file was moved at start
+        self.write_failures = 0
+        self.history_dropped = 0
+        self._rooms: dict[str, RoomState] = {}
+        self._heaters: dict[str, HeaterState] = {}
+        self._learned: dict[str, tuple[Any, float]] = {}
+        self._energy: dict[str, float] = {}
+        self._energy_in_file: dict[str, float] = {}
+        self._dirty_rooms: set[str] = set()
+        self._dirty_heaters: set[str] = set()
+        self._dirty_learned: set[str] = set()
+        self._history: deque[HistoryRow] = deque(maxlen=max_pending_history)
+        self._retry_open = True
+        self._open_at_start()
+
+    # --- start ---------------------------------------------------------------------------------------
+
+    def _open_at_start(self) -> None:
+        if self.path.is_dir():
+            self._retry_open = False
+            self._start_problem = (f"state file {self.path} is a directory; "
+                                   f"running on state in memory only (not saved)")
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            store = self._open_checked()
+        except Exception as exc:  # any failure to open means: degrade, never stop
+            if _is_damage(exc):
+                self._move_aside(exc)
+            else:
+                self._read_what_can_be_read()
+                self._failed(exc, self._clock(), at_start=True)
+            return
+        self._adopt(store, load=True)
+
+    def _open_checked(self) -> Store:
+        store = Store(self.path, synchronous=self._synchronous)
+        try:
+            row = store._db.execute("PRAGMA quick_check").fetchone()
+            if row is None or str(row[0]).lower() != "ok":
+                raise sqlite3.DatabaseError("database disk image is malformed (quick_check failed)")
+            self._load_from(store)
+            store.put_learned("store.opened", self._wall(), self._wall())  # proves the file can be written
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _load_from(self, store: Store) -> None:
+        rooms = {r: store.get_room_state(r) for r in store.rooms()}
+        heaters = {h: store.get_heater_state(h) for h in store.heaters()}
+        rows = store._db.execute("SELECT key, value, ts FROM learned")
+        learned = {k: (json.loads(v), float(ts)) for k, v, ts in rows}
+        energy = {r: float(k) for r, k in store._db.execute("SELECT room, kwh FROM energy")}
+        self._rooms, self._heaters, self._learned = rooms, heaters, learned
+        self._energy, self._energy_in_file = dict(energy), dict(energy)
+
+    def _read_what_can_be_read(self) -> None:
+        """A sound file that cannot be written (read-only, disk full): its state is still the best start."""
+        if not self.path.is_file():
+            return
+        for uri in (f"file:{self.path}?mode=ro", f"file:{self.path}?immutable=1"):
+            try:
+                db = sqlite3.connect(uri, uri=True)
+            except sqlite3.Error:
+                continue
+            try:
+                reader = Store.__new__(Store)
+                reader.path, reader._db = self.path, db
+                self._load_from(reader)
+                self._energy_in_file = {}  # unknown until the file can be opened for writing
+                return
+            except Exception:  # unreadable too: start empty
+                continue
+            finally:
+                db.close()
+
+    def _move_aside(self, exc: BaseException) -> None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        try:
+            os.replace(self.path, target)
+        except OSError as move_exc:
+            self._start_problem = (f"state file {self.path} is damaged ({_plain(exc)}) and could not be moved "
+                                   f"aside ({move_exc.strerror or move_exc}); running on state in memory only "
+                                   f"(not saved)")
+            self._retry_open = False
+            return
+        self.moved_to = target
+        for suffix in ("-wal", "-shm"):
+            side = self.path.with_name(self.path.name + suffix)
+            try:
+                if side.exists():
+                    os.replace(side, target.with_name(target.name + suffix))
+            except OSError:
+                pass
+        self._start_problem = (f"state file {self.path} was damaged ({_plain(exc)}) and moved to {target.name}; "
+                               f"started with empty state")
+        try:
+            fresh = self._open_checked()
+        except Exception as fresh_exc:
+            self._failed(fresh_exc, self._clock(), at_start=True)
+            return
+        self._adopt(fresh, load=False)
+
+    def _adopt(self, store: Store, *, load: bool) -> None:
+        self._db = store
+        if not load:  # a fresh file: write what is in memory
+            self._dirty_rooms |= set(self._rooms)
+            self._dirty_heaters |= set(self._heaters)
+            self._dirty_learned |= set(self._learned)
+
+    # --- writing ---------------------------------------------------------------------------------------
+
+    @property
+    def persistent(self) -> bool:
+        """True while writes reach the file (nothing pending)."""
+        return self._db is not None and not self._pending()
+
+    def _pending(self) -> bool:
+        return bool(self._dirty_rooms or self._dirty_heaters or self._dirty_learned or self._history
+                    or any(self._energy.get(r, 0.0) > self._energy_in_file.get(r, 0.0) + 1e-12 for r in self._energy))
+
+    def flush(self, *, force: bool = False) -> bool:
+        """Write what is pending, unless waiting for the next retry. True when nothing is left pending."""
+        now = self._clock()
+        if not force and now < self._next_try:
+            return False
+        if self._db is None:
+            if not self._retry_open:
+                return False
+            try:
+                store = Store(self.path, synchronous=self._synchronous)
+            except Exception as exc:
+                self._failed(exc, now)
+                return False
+            self._db = store
+            self._energy_in_file = {r: store.energy(r) for r in self._energy}
+            self._dirty_rooms |= set(self._rooms)
+            self._dirty_heaters |= set(self._heaters)
+            self._dirty_learned |= set(self._learned)
+        db = self._db
+        try:
+            wall = self._wall()
+            for room in sorted(self._dirty_rooms):
+                db.put_room_state(room, self._rooms[room], wall)
+                self._dirty_rooms.discard(room)
+            for heater in sorted(self._dirty_heaters):
+                db.put_heater_state(heater, self._heaters[heater], wall)
+                self._dirty_heaters.discard(heater)
+            for key in sorted(self._dirty_learned):
+                value, ts = self._learned[key]
+                db.put_learned(key, value, ts)
+                self._dirty_learned.discard(key)
+            for room, total in self._energy.items():
+                delta = total - self._energy_in_file.get(room, 0.0)
+                if delta > 0:
+                    self._energy_in_file[room] = db.add_energy(room, delta, wall)
+            if self._history:
+                db.record_history_rows(list(self._history))
+                self._history.clear()
+        except Exception as exc:  # never into the control path
+            try:
+                if db._db.in_transaction:
+                    db._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            self._failed(exc, now)
+            return False
+        self._backoff = self.retry_min_s
+        self._next_try = -math.inf
+        self._write_problem = None
+        return True
+
+    def _failed(self, exc: BaseException, now: float, *, at_start: bool = False) -> None:
+        if not at_start:
+            self.write_failures += 1
+        what = "cannot be used" if at_start else "cannot be written"
+        self._write_problem = (f"state file {self.path} {what} ({_plain(exc)}); "
+                               f"changes kept in memory, retrying")
+        self._next_try = now + self._backoff
+        self._backoff = min(self._backoff * 2, self.retry_max_s)
+
+    @property
+    def problem(self) -> str | None:
+        """What is wrong with the state file, in plain words; None while every change is written."""
+        if self._write_problem and self._start_problem:
+            return f"{self._start_problem}; {self._write_problem}"
+        return self._write_problem or self._start_problem
+
+    # --- the Store interface the service uses -----------------------------------------------------------
+
+    def get_room_state(self, room: str) -> RoomState:
+        return self._rooms.get(room, RoomState())
+
+    def put_room_state(self, room: str, state: RoomState, now: float) -> None:
+        self._rooms[room] = replace_updated(state, now)
+        self._dirty_rooms.add(room)
+        self.flush()
+
+    def get_heater_state(self, heater: str) -> HeaterState:
+        return self._heaters.get(heater, HeaterState())
+
+    def put_heater_state(self, heater: str, state: HeaterState, now: float) -> None:
+        _encode(state)  # a value that cannot be stored is the caller's bug: raise now, not at every retry
+        self._heaters[heater] = replace_updated(state, now)
+        self._dirty_heaters.add(heater)
+        self.flush()
+
+    def get_learned(self, key: str) -> tuple[Any, float] | None:
+        return self._learned.get(key)
+
+    def put_learned(self, key: str, value: Any, ts: float) -> None:
+        json.dumps(value, allow_nan=False)
+        self._learned[key] = (value, ts)
+        self._dirty_learned.add(key)
+        self.flush()
+
+    def add_energy(self, room: str, kwh: float, now: float = 0.0) -> float:
+        if not math.isfinite(kwh) or kwh < 0:
+            raise ValueError(f"energy increments must be finite and >= 0, got {kwh!r}")
+        total = self._energy.get(room, 0.0) + kwh
+        self._energy[room] = total
+        self.flush()
+        return total
+
+    def energy(self, room: str) -> float:
+        return self._energy.get(room, 0.0)
+
+    def record_history(self, ts: float, *, room: str | None = None, heater: str | None = None,
+                       reading: float | None = None, target: float | None = None, level: str | None = None,
+                       watts: float | None = None) -> None:
+        if len(self._history) == self._history.maxlen:
+            self.history_dropped += 1
+        self._history.append(HistoryRow(ts, room, heater, reading, target, level, watts))
+        self.flush()
+
+    def history(self, **kwargs: Any) -> list[HistoryRow]:
+        if self._db is None:
+            return []
+        try:
+            return self._db.history(**kwargs)
+        except sqlite3.Error:
+            return []
+
+    def prune(self, older_than: float, *, max_rows: int | None = None) -> int:
+        if self._db is None:
+            return 0
+        try:
+            return self._db.prune(older_than, max_rows=max_rows)
+        except sqlite3.Error as exc:
+            self._failed(exc, self._clock())
+            return 0
+
+    def close(self) -> None:
+        self.flush(force=True)
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+            self._db = None
+        self._retry_open = False
+
+
+def replace_updated(state: _Row, now: float) -> _Row:
+    from dataclasses import replace
+
+    return replace(state, updated=now)
+
+
+__all__ = ["SCHEMA_VERSION", "HeaterState", "HistoryRow", "RoomState", "SafeStore", "Store", "StoreError"]

@@ -72,8 +72,9 @@ async def serve(path: Path, config: Config, *, clock: Any = None, stop: asyncio.
             loop.add_signal_handler(sig, event.set)
         except (NotImplementedError, RuntimeError):  # not the main thread (tests)
             pass
+    previous: Service | None = None
     while True:
-        service = Service(config, clock=clock, **service_kwargs)
+        service = Service(config, clock=clock, previous=previous, **service_kwargs)
         service_stop = asyncio.Event()
         task = asyncio.create_task(service.run(service_stop))
         while True:
@@ -95,8 +96,8 @@ async def serve(path: Path, config: Config, *, clock: Any = None, stop: asyncio.
                 log.error("reload refused, keeping the running configuration:\n%s", exc)
                 continue
             log.info("reloading configuration from %s", path)
-            service.exit_action = "leave"
+            service.handover()
             service_stop.set()
             await task
-            config = new_config
+            config, previous = new_config, service
             break

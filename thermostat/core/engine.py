@@ -31,6 +31,7 @@ class RoomDecision:
     safety: bool
     reason: str
     heating: bool  # at least one heater is wanted above standby
+    problems: tuple[str, ...] = ()  # plain-words problems the household should see (e.g. "no working heater")
 
 
 @dataclass

@@ -21,14 +21,25 @@ if TYPE_CHECKING:
 REMOTE_OFF = "remote off (Mining Rig Monitor)"
 
 
+# Home Assistant's payload for "unknown": an empty payload is ignored and the old value stays on screen.
+UNKNOWN = "None"
+
+
 def _num(value: float | None, digits: int = 2) -> str:
     return "" if value is None else f"{value:.{digits}f}"
+
+
+def usable_reading(service: Service, room: RoomRuntime) -> float | None:
+    """The room's reading if it is usable now (seen and not stale), else None."""
+    value = room.filter.last_value
+    if value is None or room.filter.is_stale(service.clock.monotonic()):
+        return None
+    return value
 
 
 def room_state_messages(service: Service, room: RoomRuntime) -> Iterator[tuple[str, str]]:
     base = f"{service.base}/room/{room.id}"
     target = room.target
-    measured = room.filter.last_value
     decision = room.decision
     if room.state.mode == "off":
         action = "off"
@@ -36,7 +47,8 @@ def room_state_messages(service: Service, room: RoomRuntime) -> Iterator[tuple[s
         action = "heating"
     else:
         action = "idle"
-    yield f"{base}/current_temp", _num(measured)
+    usable = usable_reading(service, room)
+    yield f"{base}/current_temp", UNKNOWN if usable is None else _num(usable)
     yield f"{base}/target", _num(target.temp if target else None, 1)
     yield f"{base}/mode", room.state.mode
     yield f"{base}/action", action
@@ -70,6 +82,8 @@ def _room_json(service: Service, room: RoomRuntime, reason: str) -> str:
         "energy_kwh": round(room.energy_kwh, 4),
         "rejected_readings": dict(room.filter.counters()) if hasattr(room.filter, "counters") else {},
         "remote_off": [h.id for h in room.heaters if getattr(h, "remote_off", False)],
+        "sensor_ok": usable_reading(service, room) is not None,
+        "problems": service.problems.for_room(room.id),
     }, default=str)
 
 

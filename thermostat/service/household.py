@@ -23,8 +23,9 @@ from typing import Any
 
 from thermostat.adapters import ha
 from thermostat.adapters.mqtt import Message, MqttLink
+from thermostat.adapters.ratelimit import LimitedLog, RateLimiter
 from thermostat.adapters.store import HeaterState as StoredHeater
-from thermostat.adapters.store import RoomState, Store
+from thermostat.adapters.store import RoomState, SafeStore
 from thermostat.adapters.wallclock import BlockScheduler
 from thermostat.clock import Clock, RealClock
 from thermostat.config import Config, ConfigError, HeaterConfig, RoomConfig
@@ -41,6 +42,7 @@ from thermostat.miners.client import MinerClient
 from thermostat.miners.errors import MinerError
 from thermostat.miners.models import MODELS
 from thermostat.service import ha_bridge
+from thermostat.service.problems import Problems
 
 log = logging.getLogger("thermostat.service")
 
@@ -71,6 +73,8 @@ class HeaterRuntime:
     wakes: int = 0  # wakes started by this process (for metrics)
     last_publish: float = -1e9
     last_history: float = -1e9
+    persisted_wanted: str | None = None  # the wanted level last handed to the store ("standby" or a level)
+    failing: bool = False  # the miner stopped answering (logged once, until it answers again)
     remote_off: bool = False  # Mining Rig Monitor (issue 9): asic_expected_status "off" holds it in standby
     remote_light: bool | None = None  # Mining Rig Monitor (issue 9): last locate LED state sent
 
@@ -95,6 +99,9 @@ class RoomRuntime:
     last_energy_t: float | None = None
     last_history: float = -1e9
     readings: int = 0
+    sensor_lost: bool = False  # logged once when the reading goes missing, once when it is back
+    started_at: float = 0.0  # monotonic time this room's sensor filter was made (start, or a reload changing it)
+    safety_reason: str | None = None  # the safety standby last logged
 
 
 class Service:
@@ -105,12 +112,29 @@ class Service:
         clock: Clock | None = None,
         timings: ServiceTimings | None = None,
         heater_settings: Callable[[HeaterConfig], HeaterSettings] | None = None,
+        previous: Service | None = None,
     ) -> None:
+        """`previous`: the service this one replaces on a reload (already stopped with `handover()`): its
+        unchanged rooms and heaters, its store and its problems carry over."""
         self.config = config
         self.clock: Clock = clock or RealClock()
         self.timings = timings or ServiceTimings()
         self._heater_settings = heater_settings or default_heater_settings
-        self.store = Store(config.state.path)
+        # Log lines and error-topic messages that outside input can trigger are rate-limited per key.
+        self.limiter = RateLimiter(window_s=60.0, burst=3, clock=self.clock.monotonic)
+        self.limited = LimitedLog(log, self.limiter)
+        self.error_topic_limiter = RateLimiter(window_s=60.0, burst=3, clock=self.clock.monotonic)
+        self.store: SafeStore
+        if previous is not None and previous.config.state == config.state:
+            self.store = previous.store
+        else:
+            if previous is not None:
+                previous.store.close()
+            self.store = SafeStore(config.state.path, clock=self.clock.monotonic,
+                                   wall=lambda: self.clock.now().timestamp())
+        self.problems: Problems = previous.problems if previous is not None else Problems(
+            RateLimiter(window_s=600.0, burst=2, clock=self.clock.monotonic))
+        self.problems.changed = True
         base = config.mqtt.base_topic
         self.base = base
         password = config.mqtt.read_password()
@@ -132,11 +156,17 @@ class Service:
         self._background: set[asyncio.Task[Any]] = set()
         self._heater_tasks: dict[str, asyncio.Task[Any]] = {}
         self.events: list[TransitionEvent] = []  # recent transitions (bounded), for tests and status
-        self.counters: dict[str, int] = {"readings": 0, "readings_rejected": 0, "commands_rejected": 0}
+        self.counters: dict[str, int] = {"readings": 0, "readings_rejected": 0, "commands_rejected": 0,
+                                         "bookkeeping_errors": 0}
+        if previous is not None:
+            self.counters.update(previous.counters)
+            self.events = previous.events
         self._scheduler: BlockScheduler | None = None
         self._started_at = self.clock.monotonic()
         self.exit_action = config.safety.on_exit  # "standby" | "leave"; a reload sets "leave"
-        self._build()
+        self._handing_over = False  # stopping for a reload: heater loops finish their command and return
+        self._published_problems: dict[str, tuple[str, ...]] = {}
+        self._build(previous)
         # --- Mining Rig Monitor (issue 9): optional reporter + remote switch
         from thermostat.adapters.mrm import reporter_for_service
 
@@ -148,18 +178,33 @@ class Service:
 
     # ------------------------------------------------------------------ construction
 
-    def _build(self) -> None:
+    def _build(self, previous: Service | None = None) -> None:
+        """Rooms and heaters from the configuration. On a reload (`previous`), a heater whose configuration is
+        unchanged keeps its runtime (its machine, so its state, wear and in-progress wake); a room keeps its
+        sensor filter (last reading) while its sensor settings are unchanged, and its controller, allocator and
+        last decision while its control, limits and heaters are unchanged. Anything changed is built anew and
+        reconciled by polling first, as after a restart."""
         cfg = self.config
+        now = self.clock.monotonic()
+        kept: set[str] = set()
         for room_id, rcfg in cfg.rooms.items():
             for hid in rcfg.heaters:
                 hcfg = cfg.heaters[hid]
+                old_h = previous.heaters.get(hid) if previous is not None else None
+                if (old_h is not None and old_h.cfg == hcfg and old_h.room_id == room_id
+                        and old_h.machine is not None and old_h.machine.in_flight is None):
+                    self.heaters[hid] = replace(old_h, wake=asyncio.Event())
+                    kept.add(hid)
+                    continue
                 form = "text" if hcfg.protocol == "text" else "json"
                 self.heaters[hid] = HeaterRuntime(hid, hcfg, room_id, MinerClient(hcfg.host, hcfg.port, form=form))
                 stored = self.store.get_heater_state(hid)
                 self.heaters[hid].controlled = stored.controlled
                 self.heaters[hid].manual_level = stored.manual_level
+                self.heaters[hid].persisted_wanted = stored.wanted_level
                 if hcfg.model != "auto":
                     self._make_machine(self.heaters[hid], MODELS[hcfg.model])
+            old_room = previous.rooms.get(room_id) if previous is not None else None
             max_w = 0.0
             for hid in rcfg.heaters:
                 h = self.heaters[hid]
@@ -167,26 +212,47 @@ class Service:
                 h_spec = h.spec or spec
                 names = list(h.cfg.levels) if h.cfg.levels else list(h_spec.level_names)
                 max_w += max(float(h.cfg.levels_w.get(n, h_spec.level(n).wall_w)) for n in names)
-            control = RoomControl(
-                room_id=room_id,
-                controller=_controller_for(rcfg, max_w),
-                allocator=Allocator(),
-                min_c=rcfg.limits.min_c,
-                max_c=rcfg.limits.max_c,
-                on_sensor_loss=cfg.safety.on_sensor_loss,
-                plugs=frozenset(hid for hid in rcfg.heaters if cfg.heaters[hid].plug is not None),
+            keep_control = (
+                old_room is not None and previous is not None
+                and old_room.cfg.control == rcfg.control and old_room.cfg.limits == rcfg.limits
+                and old_room.cfg.heaters == rcfg.heaters and all(hid in kept for hid in rcfg.heaters)
+                and previous.config.safety.on_sensor_loss == cfg.safety.on_sensor_loss
             )
-            self.rooms[room_id] = RoomRuntime(
+            keep_filter = old_room is not None and old_room.cfg.sensor == rcfg.sensor
+            if keep_control:
+                assert old_room is not None
+                control = old_room.control
+            else:
+                control = RoomControl(
+                    room_id=room_id,
+                    controller=_controller_for(rcfg, max_w),
+                    allocator=Allocator(),
+                    min_c=rcfg.limits.min_c,
+                    max_c=rcfg.limits.max_c,
+                    on_sensor_loss=cfg.safety.on_sensor_loss,
+                    plugs=frozenset(hid for hid in rcfg.heaters if cfg.heaters[hid].plug is not None),
+                )
+            room = RoomRuntime(
                 id=room_id,
                 cfg=rcfg,
                 schedule=cfg.schedule_for(room_id),
-                filter=SensorFilter(stale_after_s=rcfg.sensor.stale_after),
+                filter=old_room.filter if keep_filter and old_room is not None else SensorFilter(
+                    stale_after_s=rcfg.sensor.stale_after),
                 control=control,
                 heaters=[self.heaters[hid] for hid in rcfg.heaters],
                 state=self.store.get_room_state(room_id),
                 energy_kwh=self.store.energy(room_id),
+                started_at=old_room.started_at if keep_filter and old_room is not None else now,
             )
-            self._restore_learned(self.rooms[room_id])
+            if old_room is not None:
+                room.last_energy_t, room.last_history = old_room.last_energy_t, old_room.last_history
+                room.readings, room.sensor_lost = old_room.readings, old_room.sensor_lost
+                room.safety_reason = old_room.safety_reason
+                if keep_control:
+                    room.decision, room.target = old_room.decision, old_room.target
+            self.rooms[room_id] = room
+            if not keep_control:
+                self._restore_learned(room)
         self._refresh_levels_w()
 
     def _restore_learned(self, room: RoomRuntime) -> None:
@@ -287,8 +353,14 @@ class Service:
 
     async def _housekeeping(self) -> None:
         days = self.config.state.history_days
-        removed = self.store.prune(time.time() - days * 86400)
+        removed = self.store.prune(self.clock.now().timestamp() - days * 86400)
         log.info("housekeeping: pruned %d history rows older than %d days", removed, days)
+
+    def handover(self) -> None:
+        """Stop for a reload: leave the heaters as they are, let each heater loop finish its command, and keep the
+        store open for the service built from the new configuration (`Service(..., previous=self)`)."""
+        self.exit_action = "leave"
+        self._handing_over = True
 
     async def shutdown(self) -> None:
         if self._stopping:
@@ -307,6 +379,11 @@ class Service:
             task.cancel()
         if self.exit_action == "standby":
             await self._exit_to_standby()
+        if self._handing_over:  # each heater loop returns after its current command (bounded by its timeout)
+            for h in self.heaters.values():
+                h.wake.set()
+            if self._heater_tasks:
+                await asyncio.wait(list(self._heater_tasks.values()), timeout=self.timings.exit_timeout_s)
         for task in [*self._heater_tasks.values(), *self._tasks[1:]]:
             task.cancel()
         await asyncio.gather(*self._heater_tasks.values(), *self._tasks[1:], return_exceptions=True)
@@ -317,7 +394,10 @@ class Service:
             await self.dashboard.close()
         await self.link.close(timeout=5.0)
         await asyncio.gather(self._tasks[0], return_exceptions=True)
-        self.store.close()
+        if self._handing_over:
+            self.store.flush(force=True)
+        else:
+            self.store.close()
         log.info("thermostat stopped")
 
     async def _exit_to_standby(self) -> None:
@@ -338,7 +418,7 @@ class Service:
 
     async def _heater_loop(self, h: HeaterRuntime) -> None:
         backoff = 5.0
-        while h.machine is None:
+        while h.machine is None and not self._handing_over:
             try:
                 info = parse_version(await h.client.request(Request("version")))
             except MinerError as exc:
@@ -353,14 +433,26 @@ class Service:
             await self._wait(h.wake, backoff)
             backoff = min(backoff * 2, self.timings.probe_backoff_max_s)
         machine = h.machine
-        assert machine is not None and h.spec is not None
-        while True:
+        if machine is None:
+            return
+        assert h.spec is not None
+        while not self._handing_over:
             now = self.clock.monotonic()
             commands = machine.step(now)
             for command in commands:
-                outcome = await self._execute(h, command)
+                try:
+                    outcome = await self._execute(h, command)
+                except asyncio.CancelledError:  # stopping: whether it arrived is unknown, as after a timeout
+                    machine.on_outcome(command, Outcome(OutcomeKind.TIMEOUT, "not answered: service stopping"),
+                                       self.clock.monotonic())
+                    raise
                 machine.on_outcome(command, outcome, self.clock.monotonic())
-            self._after_heater_step(h)
+            try:
+                self._after_heater_step(h)
+            except Exception:  # bookkeeping (store, MQTT, logs) never stops the heater's machine
+                self.counters["bookkeeping_errors"] += 1
+                self.limited.log(logging.ERROR, ("bookkeeping", h.id), "heater %s: bookkeeping failed", h.id,
+                                 exc_info=True)
             if not commands:
                 h.wake.clear()
                 delay = min(self.timings.heater_idle_s, max(0.0, machine.next_due(self.clock.monotonic()) - now))
@@ -393,6 +485,11 @@ class Service:
         events = machine.drain_events()
         for ev in events:
             log.info("heater %s: %s -> %s (%s)", ev.heater, ev.from_state.value, ev.to_state.value, ev.reason)
+            if ev.to_state == HeaterState.FAULT:
+                self.limited.warning(("fault", h.id), "heater %s: marked faulty (%s); it does not heat until it "
+                                     "answers sanely again", h.id, ev.reason)
+            elif ev.from_state == HeaterState.FAULT:
+                self.limited.warning(("recovered", h.id), "heater %s: recovered from fault (%s)", h.id, ev.reason)
             self.events.append(ev)
             self.link.publish_nowait(
                 f"{self.base}/heater/{h.id}/event",
@@ -401,6 +498,14 @@ class Service:
             )
         if len(self.events) > 1000:
             del self.events[:-500]
+        failing = machine.failures > 0
+        if failing and not h.failing:
+            self.limited.warning(("unreachable", h.id), "heater %s: miner at %s:%d not answering properly (%s); "
+                                 "retrying", h.id, h.cfg.host, h.cfg.port, machine.last_failure or "no answer")
+        elif h.failing and not failing and machine.last_snapshot is not None:
+            self.limited.warning(("answering", h.id), "heater %s: miner at %s:%d answering again", h.id,
+                                 h.cfg.host, h.cfg.port)
+        h.failing = failing
         if events:
             self._persist_heater(h, events)
         now = self.clock.monotonic()
@@ -432,6 +537,7 @@ class Service:
                 last_change = wall - (mono - ev.time)
         wakes = [w for w in wakes if w > wall - 3 * 3600]
         wanted = machine.wanted_level
+        h.persisted_wanted = wanted if wanted is not None else "standby"
         self.store.put_heater_state(
             h.id,
             StoredHeater(
@@ -452,17 +558,36 @@ class Service:
             self._tick.clear()
             try:
                 self.tick()
-            except Exception:  # a bug in one tick must not stop heating control for good
-                log.exception("control tick failed")
+            except Exception:  # tick() guards each part itself; this is the last line of defence
+                self.limited.log(logging.ERROR, ("tick",), "control tick failed", exc_info=True)
             await self._wait(self._tick, self.timings.control_interval_s)
 
     def tick(self) -> None:
-        for room in self.rooms.values():
-            self._tick_room(room)
-
-    def _tick_room(self, room: RoomRuntime) -> None:
+        """One control step for the house: first every room's safety rules and heater wants (pure, no I/O),
+        each room on its own; then the bookkeeping (SQLite, MQTT, energy, problems), each part on its own.
+        Nothing that fails in the second half, or in another room, can keep a room's rules from applying."""
         now = self.clock.monotonic()
         wall = self.clock.now()
+        for room in self.rooms.values():
+            try:
+                self._decide_room(room, now, wall)
+            except Exception:  # a bug in this room's control: on doubt, standby
+                self._room_failed(room, now)
+        for room in self.rooms.values():
+            try:
+                self._bookkeep_room(room, now, wall)
+            except Exception:
+                self.counters["bookkeeping_errors"] += 1
+                self.limited.log(logging.ERROR, ("bookkeeping", room.id), "room %s: bookkeeping failed",
+                                 room.id, exc_info=True)
+        try:
+            self._bookkeep_service(now, wall)
+        except Exception:
+            self.counters["bookkeeping_errors"] += 1
+            self.limited.log(logging.ERROR, ("bookkeeping",), "service bookkeeping failed", exc_info=True)
+
+    def _decide_room(self, room: RoomRuntime, now: float, wall: datetime) -> None:
+        """The room's safety rules and heater wants, handed to its heater machines. No I/O here."""
         for h in room.heaters:  # Mining Rig Monitor (issue 9): remote off = standby whatever the room wants
             if h.remote_off and h.machine is not None:
                 h.machine.want(None, now, reason=ha_bridge.REMOTE_OFF, safety=True)
@@ -472,10 +597,9 @@ class Service:
         temp = min(max(target.temp, room.cfg.limits.min_c), room.cfg.limits.max_c)
         measured = room.filter.last_value
         sensor_ok = measured is not None and not room.filter.is_stale(now)
-        if measured is None and now - self._started_at < room.cfg.sensor.stale_after:
+        if measured is None and now - room.started_at < room.cfg.sensor.stale_after:
             # Just started and no reading yet: hold what was resumed from the store rather than call the
             # sensor lost (a restart must not switch heaters off). After `stale_after` the safety rule applies.
-            self._publish_room(room)
             return
         controlled = [h.machine for h in room.heaters if h.machine is not None and h.controlled and not h.remote_off]
         room.decision = room.control.tick(
@@ -488,11 +612,78 @@ class Service:
                 over = measured is not None and measured > room.cfg.limits.max_c
                 level = None if over else h.manual_level
                 h.machine.want(level, now, reason="manual" if not over else "room above maximum", safety=over)
-            if h.machine.wanted_level != self.store.get_heater_state(h.id).wanted_level:
-                self._persist_heater(h, [])
             h.wake.set()
-        self._account_energy(room, now, wall)
-        self._publish_room(room)
+
+    def _room_failed(self, room: RoomRuntime, now: float) -> None:
+        self.limited.log(logging.ERROR, ("control", room.id), "room %s: control step failed; heaters to standby",
+                         room.id, exc_info=True)
+        for h in room.heaters:
+            try:
+                if h.machine is not None:
+                    h.machine.want(None, now, reason="control step failed", safety=True)
+                h.wake.set()
+            except Exception:
+                self.limited.log(logging.ERROR, ("standby", h.id), "heater %s: standby could not be wanted",
+                                 h.id, exc_info=True)
+
+    def _bookkeep_room(self, room: RoomRuntime, now: float, wall: datetime) -> None:
+        """Everything after the decision: each part guarded, so that one failing does not skip the others."""
+        parts: tuple[tuple[str, Callable[[], None]], ...] = (
+            ("saving heater wants", lambda: self._persist_wants(room)),
+            ("logging", lambda: self._note_room_events(room)),
+            ("energy and history", lambda: self._account_energy(room, now, wall)),
+            ("problems", lambda: self._room_problems(room)),
+            ("publishing", lambda: self._publish_room(room)),
+        )
+        for what, part in parts:
+            try:
+                part()
+            except Exception:
+                self.counters["bookkeeping_errors"] += 1
+                self.limited.log(logging.ERROR, ("bookkeeping", room.id, what), "room %s: %s failed",
+                                 room.id, what, exc_info=True)
+
+    def _persist_wants(self, room: RoomRuntime) -> None:
+        for h in room.heaters:
+            if h.machine is None:
+                continue
+            wanted = h.machine.wanted_level if h.machine.wanted_level is not None else "standby"
+            if wanted != h.persisted_wanted:
+                self._persist_heater(h, [])
+
+    def _note_room_events(self, room: RoomRuntime) -> None:
+        """One WARNING line when a room's sensor goes missing or comes back, and when a safety standby starts."""
+        decision = room.decision
+        lost = decision is not None and decision.reason.startswith("sensor lost")
+        if lost and not room.sensor_lost:
+            seen = room.filter.last_value
+            last = f"last reading {seen:.1f} °C" if seen is not None else "no reading since the start"
+            self.limited.warning(("sensor", room.id, "lost"),
+                                 "room %s: no temperature reading for more than %.0f s (%s, topic %s); %s",
+                                 room.id, room.cfg.sensor.stale_after, last, room.cfg.sensor.topic,
+                                 "heaters at their lowest level" if decision is not None and "lowest" in decision.reason
+                                 else "heaters to standby")
+        elif room.sensor_lost and not lost and room.filter.last_value is not None and decision is not None:
+            self.limited.warning(("sensor", room.id, "back"), "room %s: temperature reading back: %.1f °C",
+                                 room.id, room.filter.last_value)
+        room.sensor_lost = lost
+        safety = decision.reason if decision is not None and decision.safety and not decision.heating else None
+        if safety is not None and safety != room.safety_reason and not lost:
+            self.limited.warning(("safety", room.id, safety), "room %s: safety standby: %s", room.id, safety)
+        room.safety_reason = safety
+
+    def _room_problems(self, room: RoomRuntime) -> None:
+        problems = tuple(room.decision.problems) if room.decision is not None else ()
+        text = "; ".join(f"{room.cfg.name or room.id}: {p}" for p in problems) if problems else None
+        self.problems.set(f"room:{room.id}", text, now=self.clock.now().timestamp(), room=room.id,
+                          mono=self.clock.monotonic())
+
+    def _bookkeep_service(self, now: float, wall: datetime) -> None:
+        self.store.flush()
+        self.problems.set("store", self.store.problem, now=wall.timestamp(), severity="error", mono=now)
+        if self.problems.changed:
+            self.problems.changed = False
+            self._publish_problems()
 
     def _target(self, room: RoomRuntime, wall: datetime) -> Target:
         st = room.state
@@ -537,7 +728,9 @@ class Service:
         try:
             self._dispatch(msg)
         except Exception:  # garbage must never take the service down
-            log.exception("message on %s could not be handled", msg.topic)
+            self.counters["commands_rejected"] += 1
+            self.limited.log(logging.ERROR, ("message", msg.topic[:200]), "message on %s could not be handled",
+                             msg.topic[:200], exc_info=True)
 
     def _dispatch(self, msg: Message) -> None:
         for room in self.rooms.values():
@@ -562,7 +755,8 @@ class Service:
             value = parse_payload(payload, room.cfg.sensor.json_key) + room.cfg.sensor.offset
         except BadReading as exc:
             self.counters["readings_rejected"] += 1
-            log.warning("room %s: reading rejected: %s", room.id, exc)
+            self.limited.warning(("reading", room.id, "unreadable"), "room %s: reading rejected: %s", room.id,
+                                 str(exc)[:200])
             return
         result = room.filter.offer(now, value)
         if isinstance(result, Accepted):
@@ -571,7 +765,8 @@ class Service:
             self._tick.set()
         else:
             self.counters["readings_rejected"] += 1
-            log.warning("room %s: reading %.2f rejected: %s %s", room.id, value, result.reason, result.detail)
+            self.limited.warning(("reading", room.id, result.reason), "room %s: reading %.2f rejected: %s %s",
+                                 room.id, value, result.reason, result.detail)
 
     def command(self, kind: str, ident: str, what: str, payload: bytes) -> str | None:
         """A room/heater command from the dashboard: the MQTT command path. The rejection reason, or None."""
@@ -595,14 +790,20 @@ class Service:
             return self._apply_heater_command(h, hcmd)
         else:
             self.counters["commands_rejected"] += 1
-            log.warning("command for unknown %s %r ignored", kind, ident)
+            self.limited.warning(("unknown", kind), "command for unknown %s %s ignored", kind, ident[:100])
             return f"unknown {kind} {ident!r}"
         return None
 
     def _reject(self, topic: str, reason: str) -> str:
+        """A rejected command: counted always; logged and answered on the error topic, rate-limited per topic
+        and reason (the reason's first words: the value itself is not part of the key)."""
         self.counters["commands_rejected"] += 1
-        log.warning("command rejected: %s", reason)
-        self.link.publish_nowait(topic, reason)
+        key = (topic, reason.split(":", 1)[0], _reason_kind(reason))
+        self.limited.warning(("rejected", *key), "command rejected: %s", reason[:300])
+        suppressed = self.error_topic_limiter.check(key)
+        if suppressed is not None:
+            text = reason if not suppressed else f"{reason} ({suppressed} more like this not answered)"
+            self.link.publish_nowait(topic, text)
         return reason
 
     def _apply_room_command(self, room: RoomRuntime, cmd: Any) -> None:
@@ -684,6 +885,10 @@ class Service:
     def _publish_all_rooms(self) -> None:
         for room in self.rooms.values():
             self._publish_room(room)
+        self._publish_problems()
+
+    def _publish_problems(self) -> None:
+        self.link.publish_nowait(f"{self.base}/problem", self.problems.as_json(), retain=True)
 
     def _publish_room(self, room: RoomRuntime) -> None:
         for topic, value in ha_bridge.room_state_messages(self, room):
@@ -721,6 +926,13 @@ def _controller_for(rcfg: RoomConfig, max_w: float) -> Any:
         return make_controller("hysteresis", max_w=max_w, cold_tol=ctl.cold_tolerance, hot_tol=ctl.hot_tolerance)
     gains = {k: v for k, v in (("kp", ctl.kp), ("ki", ctl.ki), ("kd", ctl.kd)) if v is not None}
     return make_controller("pid", max_w=max_w, **gains)
+
+
+def _reason_kind(reason: str) -> str:
+    """A rejection reason without the values in it (digits and quoted text), to group like reasons together."""
+    text = reason.split(":", 1)[1] if ":" in reason else reason
+    words = [w for w in text.split()[:6] if not any(c.isdigit() for c in w) and "'" not in w and '"' not in w]
+    return " ".join(words)
 
 
 def _settled_off(machine: HeaterMachine | None) -> bool:
