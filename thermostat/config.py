@@ -762,6 +762,28 @@ def _ladder_hint(name: str, names: list[str]) -> str:
     return f"; ladder: {', '.join(names)}"
 
 
+def state_path_errors(config: Config) -> list[str]:
+    """`check-config` only: a `state.path` the service could never write, as ``file:line:col`` lines.
+
+    `run` does not refuse such a path (it runs on state in memory and reports a problem: a service that does not
+    start controls no miner), so this check lives here rather than in `load_config`. A folder that does not
+    exist yet is fine when it can be created (systemd's StateDirectory= makes /var/lib/thermostat itself)."""
+    path = config.state.path
+    message: str | None = None
+    if path.is_dir():
+        message = f"{path} is a directory; give the path of a file in it, for example {path / 'state.db'}"
+    elif not path.parent.is_dir():
+        ancestor = path.parent
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            message = f"its folder {path.parent} cannot be created: {ancestor} is not a directory"
+    if message is None or config.path is None:
+        return []
+    data = _load_mapping(config.path, "", "")
+    return format_problems(display_path(config.path), data, [Problem(("state", "path"), message)])
+
+
 def config_warnings(config: Config) -> list[str]:
     """Things that are valid but probably not meant (shown by `check-config` and logged by `run`, never fatal)."""
     out: list[str] = list(config._warnings)

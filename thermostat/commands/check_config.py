@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from thermostat.config import ConfigError, config_warnings, load_config
+from thermostat.config import ConfigError, config_warnings, load_config, state_path_errors
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,6 +28,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except Exception as exc:  # never a traceback for a user's file
         print(f"{args.file}: cannot check: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    errors = state_path_errors(config)
+    if errors:
+        print("\n".join(errors), file=sys.stderr)
+        print(f"{args.file}: {len(errors)} error{'s' if len(errors) != 1 else ''}", file=sys.stderr)
         return 1
     for warning in config_warnings(config):
         print(f"warning: {warning}", file=sys.stderr)
