@@ -82,7 +82,7 @@ class LimitedLog:
         self.limiter = limiter
 
     def log(self, level: int, key: Hashable, msg: str, *args: object, now: float | None = None,
-            exc_info: bool = False) -> bool:
+            exc_info: bool = False, stacklevel: int = 2) -> bool:
         if not self.logger.isEnabledFor(level):
             # still counted, so that the summary on the next passing line is right once the level is lowered
             self.limiter.check(key, now)
@@ -92,14 +92,14 @@ class LimitedLog:
             return False
         if suppressed:
             msg += f" ({suppressed} more like this not logged)"
-        self.logger.log(level, msg, *args, exc_info=exc_info)
+        self.logger.log(level, msg, *args, exc_info=exc_info, stacklevel=stacklevel)  # the caller's line
         return True
 
     def warning(self, key: Hashable, msg: str, *args: object, now: float | None = None) -> bool:
-        return self.log(logging.WARNING, key, msg, *args, now=now)
+        return self.log(logging.WARNING, key, msg, *args, now=now, stacklevel=3)
 
     def error(self, key: Hashable, msg: str, *args: object, now: float | None = None) -> bool:
-        return self.log(logging.ERROR, key, msg, *args, now=now)
+        return self.log(logging.ERROR, key, msg, *args, now=now, stacklevel=3)
 
 
 __all__ = ["OVERFLOW_KEY", "LimitedLog", "RateLimiter"]
