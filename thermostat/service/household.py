@@ -75,6 +75,8 @@ class HeaterRuntime:
     last_history: float = -1e9
     persisted_wanted: str | None = None  # the wanted level last handed to the store ("standby" or a level)
     failing: bool = False  # the miner stopped answering (logged once, until it answers again)
+    failures_seen: int = 0  # the machine's failure count at the last look
+    snapshot_when_failing: object = None  # the last answer before it stopped answering
     remote_off: bool = False  # Mining Rig Monitor (issue 9): asic_expected_status "off" holds it in standby
     remote_light: bool | None = None  # Mining Rig Monitor (issue 9): last locate LED state sent
 
@@ -498,14 +500,16 @@ class Service:
             )
         if len(self.events) > 1000:
             del self.events[:-500]
-        failing = machine.failures > 0
-        if failing and not h.failing:
+        failures, snap = machine.failures, machine.last_snapshot
+        if not h.failing and failures > h.failures_seen:
+            h.failing, h.snapshot_when_failing = True, snap
             self.limited.warning(("unreachable", h.id), "heater %s: miner at %s:%d not answering properly (%s); "
                                  "retrying", h.id, h.cfg.host, h.cfg.port, machine.last_failure or "no answer")
-        elif h.failing and not failing and machine.last_snapshot is not None:
+        elif h.failing and snap is not None and snap is not h.snapshot_when_failing:
+            h.failing = False  # a fresh answer
             self.limited.warning(("answering", h.id), "heater %s: miner at %s:%d answering again", h.id,
                                  h.cfg.host, h.cfg.port)
-        h.failing = failing
+        h.failures_seen = failures
         if events:
             self._persist_heater(h, events)
         now = self.clock.monotonic()
