@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import aiomqtt
 
+from thermostat.adapters.ratelimit import LimitedLog, RateLimiter
+
 log = logging.getLogger(__name__)
 
 
@@ -125,6 +127,8 @@ class MqttLink:
         self.received = 0
         self.handler_errors = 0
         self.last_error: str | None = None
+        # a broker that stays away, or a caller publishing junk, must not fill the journal
+        self._limited = LimitedLog(log, RateLimiter(window_s=300.0, burst=2))
         self.connected_since: float | None = None  # time.monotonic() of the current connection
 
     # --- state ------------------------------------------------------------------------------------
@@ -189,7 +193,7 @@ class MqttLink:
         try:
             data = _as_bytes(payload)
         except Exception as exc:  # e.g. a non-ASCII repr: log, never raise to the caller
-            log.warning("MQTT publish to %s: unusable payload %r (%s)", topic, payload, exc)
+            self._limited.warning(("payload", topic), "MQTT publish to %s: unusable payload (%s)", topic, exc)
             self.dropped += 1
             return
         if retain:
@@ -273,7 +277,8 @@ class MqttLink:
 
     def _note_error(self, excs: tuple[BaseException, ...]) -> None:
         self.last_error = "; ".join(f"{type(e).__name__}: {e}" for e in excs)
-        log.warning("MQTT %s:%d lost or unreachable: %s", self.host, self.port, self.last_error)
+        self._limited.warning(("lost",), "MQTT broker %s:%d lost or unreachable (%s); reconnecting", self.host,
+                              self.port, "; ".join(str(e) or type(e).__name__ for e in excs))
 
     async def _session(self, on_message: MessageHandler, on_connect: ConnectHandler | None) -> None:
         client = self._make_client()
