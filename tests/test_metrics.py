@@ -292,8 +292,13 @@ async def test_scrape_matches_the_service(rig: Rig) -> None:
         "thermostat_readings_total": "counter", "thermostat_readings_rejected_total": "counter",
         "thermostat_commands_rejected_total": "counter", "thermostat_mqtt_reconnects_total": "counter",
         "thermostat_mqtt_connected": "gauge",
+        "thermostat_bookkeeping_errors_total": "counter", "thermostat_problems": "gauge",
+        "thermostat_log_lines_suppressed_total": "counter", "thermostat_state_write_failures_total": "counter",
     }
     assert {k: fams[k].kind for k in expected} == expected
+    assert value(fams, "thermostat_problems") == len(service.problems) == 0
+    assert value(fams, "thermostat_bookkeeping_errors_total") == 0
+    assert value(fams, "thermostat_state_write_failures_total") == service.store.write_failures == 0
     assert value(fams, "thermostat_mqtt_connected") == 1
     assert value(fams, "thermostat_mqtt_reconnects_total") == 0
     assert math.isnan(value(fams, "thermostat_room_temperature_celsius", room="living"))  # no reading yet
