@@ -159,3 +159,42 @@ async def test_disk_full_in_one_room_never_skips_the_silent_sensor_of_another(ho
 
     with Store(house.state_dir / "state.db") as store:
         assert store.energy("living") >= energy_in_memory - 1e-9
+
+
+async def test_a_room_whose_control_step_fails_goes_to_standby_and_the_others_carry_on(house: TwoRooms) -> None:
+    """A bad value in the state file (an override end without a time zone, as a hand edit could leave it) makes
+    the living room's control step raise. On main the rooms after it were never evaluated: the study, cold,
+    never heated and its silent sensor would never have stopped it. Now the failing room is held in standby
+    (on doubt, standby), a problem is raised, and every other room keeps its own rules."""
+    import sqlite3
+
+    from thermostat.adapters.store import Store
+
+    with Store(house.state_dir / "state.db"):
+        pass  # the schema
+    db = sqlite3.connect(house.state_dir / "state.db")
+    db.execute("INSERT INTO rooms(room, data, updated) VALUES (?, ?, ?)",
+               ("living", json.dumps({"mode": "heat", "override_temp": 23.0,
+                                      "override_until": "2030-01-01T00:00:00"}), 1.0))
+    db.commit()
+    db.close()
+    service = await house.start()
+    machine = lambda hid: service.heaters[hid].machine  # noqa: E731
+    await until(lambda: all(machine(h) is not None and machine(h).state == HeaterState.STANDBY
+                            for h in ("mini-a", "mini-b")), 10, "both heaters found in standby")
+    await house.publish("sensors/living", "17.0")
+    await house.publish("sensors/study", "17.0")
+    await until(lambda: house.miners[1].hashing, 20, "the study heats (its rules apply)")
+    await until(lambda: service.problems.get("control:living") is not None, 5, "problem for the failing room")
+    assert service.rooms["living"].control_failed
+    house.miners[0].update()
+    assert not house.miners[0].hashing and house.miners[0].wakes == 0, "the failing room must stay in standby"
+    assert machine("mini-a").wanted_level is None
+    problem = json.loads(await house.retained("faults/problem"))
+    assert "living: control step failed, heaters in standby" in problem["text"]
+    # the study's own safety rule still applies: its sensor goes silent, its heater stops
+    silent_from = time.monotonic()
+    while house.miners[1].hashing and time.monotonic() - silent_from < 10:
+        await asyncio.sleep(0.2)
+        house.miners[1].update()
+    assert not house.miners[1].hashing

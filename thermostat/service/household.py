@@ -104,6 +104,7 @@ class RoomRuntime:
     sensor_lost: bool = False  # logged once when the reading goes missing, once when it is back
     started_at: float = 0.0  # monotonic time this room's sensor filter was made (start, or a reload changing it)
     safety_reason: str | None = None  # the safety standby last logged
+    control_failed: bool = False  # the last control step of this room raised (its heaters were sent to standby)
 
 
 class Service:
@@ -575,7 +576,9 @@ class Service:
         for room in self.rooms.values():
             try:
                 self._decide_room(room, now, wall)
+                room.control_failed = False
             except Exception:  # a bug in this room's control: on doubt, standby
+                room.control_failed = True
                 self._room_failed(room, now)
         for room in self.rooms.values():
             try:
@@ -679,8 +682,10 @@ class Service:
     def _room_problems(self, room: RoomRuntime) -> None:
         problems = tuple(room.decision.problems) if room.decision is not None else ()
         text = "; ".join(f"{room.cfg.name or room.id}: {p}" for p in problems) if problems else None
-        self.problems.set(f"room:{room.id}", text, now=self.clock.now().timestamp(), room=room.id,
-                          mono=self.clock.monotonic())
+        wall, mono = self.clock.now().timestamp(), self.clock.monotonic()
+        self.problems.set(f"room:{room.id}", text, now=wall, room=room.id, mono=mono)
+        failed = f"{room.cfg.name or room.id}: control step failed, heaters in standby" if room.control_failed else None
+        self.problems.set(f"control:{room.id}", failed, now=wall, room=room.id, mono=mono, severity="error")
 
     def _bookkeep_service(self, now: float, wall: datetime) -> None:
         self.store.flush()
