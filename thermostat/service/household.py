@@ -168,8 +168,10 @@ class Service:
         self._started_at = self.clock.monotonic()
         self.exit_action = config.safety.on_exit  # "standby" | "leave"; a reload sets "leave"
         self._handing_over = False  # stopping for a reload: heater loops finish their command and return
-        self._published_problems: dict[str, tuple[str, ...]] = {}
         self._build(previous)
+        for problem in self.problems.active():  # a room removed by a reload takes its problems with it
+            if problem.room is not None and problem.room not in self.rooms:
+                self.problems.clear(problem.key, now=self.clock.now().timestamp(), mono=self.clock.monotonic())
         # --- Mining Rig Monitor (issue 9): optional reporter + remote switch
         from thermostat.adapters.mrm import reporter_for_service
 
