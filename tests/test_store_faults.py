@@ -293,3 +293,18 @@ def test_check_config_rejects_a_directory_or_an_impossible_folder(tmp_path: Path
     path.write_text(house(tmp_path, 1883, 4028, tmp_path / "new" / "folder" / "state.db").read_text())
     assert main(["check-config", str(path)]) == 0  # a folder that can be created is fine
     capsys.readouterr()
+
+
+def test_a_value_that_cannot_be_stored_is_refused_at_once_and_blocks_nothing(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    store = SafeStore(tmp_path / "state.db")
+    with pytest.raises(ValueError, match="aware"):
+        store.put_room_state("living", RoomState(override_temp=22.0, override_until=datetime(2030, 1, 1)), 1.0)
+    with pytest.raises(ValueError):
+        store.put_learned("k", float("nan"), 1.0)
+    store.put_room_state("study", RoomState(mode="off"), 2.0)  # later writes still reach the file
+    assert store.problem is None
+    store.close()
+    with Store(tmp_path / "state.db") as reread:
+        assert reread.rooms() == ["study"]

@@ -640,6 +640,7 @@ class SafeStore:
         return self._rooms.get(room, RoomState())
 
     def put_room_state(self, room: str, state: RoomState, now: float) -> None:
+        _encode(state)  # a value that cannot be stored is the caller's bug: raise now, not at every retry
         self._rooms[room] = replace_updated(state, now)
         self._dirty_rooms.add(room)
         self.flush()
