@@ -114,7 +114,7 @@ def test_set_fan_reboot_wake(mini3: ThreadedReplayServer, capsys: pytest.Capture
 
 @pytest.mark.parametrize(
     "args",
-    [["--fan", "101"], ["--fan", "10"], ["--fan", "50,reboot"], ["--fan", "-1"], ["--mode", "turbo"],
+    [["--fan", "101"], ["--fan", "10"], ["--fan", "50,reboot"], ["--fan", "-1"], ["--mode", "eco|1"],
      ["--mode", "eco,1"], ["--reboot", "301"], ["--reboot", "5|setpool"], ["--reboot", "-1"]],
 )
 def test_bad_values_send_nothing(mini3: ThreadedReplayServer, capsys: pytest.CaptureFixture[str],
@@ -129,6 +129,15 @@ def test_mode_of_another_model_sends_no_ascset(mini3: ThreadedReplayServer, caps
     code, _, err = run(capsys, "set", "127.0.0.1", "--port", str(mini3.port), "--mode", "high")  # a Nano 3S level
     assert code == 2 and "night, eco, super, mining" in err
     assert sent(mini3) == ["version"]  # the model must be read to know its ladder; nothing is set
+
+
+def test_unknown_mode_names_that_miners_levels_only(mini3: ThreadedReplayServer,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "set", "127.0.0.1", "--port", str(mini3.port), "--mode", "turbo")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "'turbo'" in err and "night, eco, super, mining" in err
+    assert "boost" not in err and "standard" not in err  # other models' level names
+    assert sent(mini3) == ["version"]
 
 
 def test_nano3s_standby_unsupported(capsys: pytest.CaptureFixture[str]) -> None:

@@ -118,7 +118,9 @@ RoomId = Annotated[str, AfterValidator(_check_id)]
 HeaterId = Annotated[str, AfterValidator(_check_id)]
 Temperature = Annotated[float, Field(ge=0, le=35)]
 
-_STRICT: ConfigDict = ConfigDict(extra="forbid", frozen=True)
+# defer_build: a model's validator is built when it first validates, not at import, so commands that import
+# this module without loading a house configuration (`schedule show`) do not pay for ~20 models.
+_STRICT: ConfigDict = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # --------------------------------------------------------------------------- models

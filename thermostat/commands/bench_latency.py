@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from thermostat.commands._argtypes import positive
+
 COLD_C, WARM_C, TARGET_C = 19.5, 22.5, 21.0
 
 
@@ -28,7 +30,7 @@ def register(subparsers: Any) -> None:
         "bench-latency", help="measure sensor message in -> miner command out (p50/p99) through a real broker"
     )
     parser.add_argument("--readings", type=int, default=1000, help="readings to publish (default 1000)")
-    parser.add_argument("--interval", type=float, default=0.15, help="real seconds between readings (default 0.15)")
+    parser.add_argument("--interval", type=positive, default=0.15, help="real seconds between readings (default 0.15)")
     parser.add_argument("--broker", choices=("auto", "mosquitto", "embedded"), default="auto")
     parser.add_argument("--json", type=Path, help="write the result as JSON")
     parser.set_defaults(func=_main)

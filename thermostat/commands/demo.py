@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from thermostat.commands._argtypes import finite, positive
 from thermostat.miners.models import MODELS
 from thermostat.sim.demo import INSTALL_HINT, format_summary, pick_broker, run_demo, summarize, write_plot
 
@@ -37,8 +38,8 @@ def register(subparsers: Any) -> None:
         description="Run the real service against simulated miners and a simulated room (all on 127.0.0.1), "
         "with a clock running X times faster than real time; print progress and a summary, write a plot.",
     )
-    parser.add_argument("--hours", type=float, default=3.0, help="simulated hours to run (default 3)")
-    parser.add_argument("--speed", type=float, default=180.0, help="simulated seconds per real second (default 180)")
+    parser.add_argument("--hours", type=positive, default=3.0, help="simulated hours to run (default 3)")
+    parser.add_argument("--speed", type=positive, default=180.0, help="simulated seconds per real second (default 180)")
     parser.add_argument("--plot", type=Path, default=Path("thermostat-demo.png"),
                         help="PNG plot of the run (default thermostat-demo.png)")
     parser.add_argument("--no-plot", action="store_true", help="do not write a plot")
@@ -50,8 +51,8 @@ def register(subparsers: Any) -> None:
                         help="comma-separated models of the simulated miners (default mini3,q)")
     parser.add_argument("--room", choices=("small", "medium", "large"), default="large",
                         help="simulated room size (default large: 40 m²)")
-    parser.add_argument("--start-temp", type=float, default=17.0, help="room temperature at the start (°C)")
-    parser.add_argument("--outdoor", type=float, default=2.0, help="mean outdoor temperature (°C)")
+    parser.add_argument("--start-temp", type=finite, default=17.0, help="room temperature at the start (°C)")
+    parser.add_argument("--outdoor", type=finite, default=2.0, help="mean outdoor temperature (°C)")
     parser.set_defaults(func=_main)
 
 

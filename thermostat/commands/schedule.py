@@ -19,7 +19,7 @@ from thermostat.core.schedule import (
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("schedule", help="show or check a schedule file")
+    p = subparsers.add_parser("schedule", help="show one day of a schedule, or check a schedule file")
     sub = p.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
     show = sub.add_parser("show", help="print one day's timeline in the schedule's time zone")
     show.add_argument("file", help="schedule file (YAML)")

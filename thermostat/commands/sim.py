@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from thermostat.commands._argtypes import finite, non_negative, positive, tcp_port
 from thermostat.miners.models import MODELS
 from thermostat.sim.miner import SimMiner
 from thermostat.sim.server import SimFleet, is_loopback, scaled_time
@@ -30,17 +31,18 @@ def register(subparsers: Any) -> None:
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    common.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (fleet: the first one; default 4028)")
-    common.add_argument("--speed", type=float, default=1.0, help="the miners' clock runs X times faster")
-    common.add_argument("--boot-seconds", type=float, default=90.0, help="time In Init after a wake (default 90)")
+    common.add_argument("--port", type=tcp_port, default=DEFAULT_PORT, help="port (fleet: the first one; default 4028)")
+    common.add_argument("--speed", type=positive, default=1.0, help="the miners' clock runs X times faster")
+    common.add_argument("--boot-seconds", type=non_negative, default=90.0,
+                        help="time In Init after a wake (default 90)")
     common.add_argument(
         "--calibration-seconds",
-        type=float,
+        type=non_negative,
         default=60.0,
         help="time with ADJ[0] after Init, mode changes refused (default 60)",
     )
     common.add_argument("--start", choices=("standby", "mining"), default="standby", help="initial state")
-    common.add_argument("--skew", type=float, default=0.0, help="miner clock skew in seconds (When = now + skew)")
+    common.add_argument("--skew", type=finite, default=0.0, help="miner clock skew in seconds (When = now + skew)")
     common.add_argument("--quiet", action="store_true", help="do not print a line per command")
 
     one = actions.add_parser("miner", parents=[common], help="one simulated miner in the foreground")
