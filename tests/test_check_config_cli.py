@@ -117,3 +117,49 @@ def test_schedule_check(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["schedule", "check", str(DATA / "schedule_bad.yaml")], capsys)
     assert code == 1
     assert "schedule_bad.yaml:5:12: week.mon-fri.0.at" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("rooms:\n  living: 5\nheaters: {a: {host: h, model: mini3}}\n",
+         "rooms.living: must be a mapping (key: value lines), got the number 5"),
+        ("rooms: {}\nheaters: {a: {host: h, model: mini3}}\n", "rooms: needs at least one entry, has none"),
+        ("mqtt: broker\nrooms: {}\nheaters: {}\n", "mqtt: must be a mapping (key: value lines), got the text 'broker'"),
+        ("rooms:\n  living: {sensor: {topic: a/b}, target: 20, heaters: []}\nheaters: {a: x}\n",
+         "heaters.a: must be a mapping (key: value lines), got the text 'x'"),
+    ],
+)
+def test_config_errors_speak_yaml_not_pydantic(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str,
+                                               expect: str) -> None:
+    path = tmp_path / "house.yaml"
+    path.write_text(text)
+    code, _, err = run(["check-config", str(path)], capsys)
+    assert code == 1
+    assert expect in err, err
+    for leak in ("instance of", "Config", "Dictionary", "after validation", "List should"):
+        assert leak not in err, err
+
+
+def test_check_config_counts_in_words(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["check-config", str(DATA / "minimal.yaml")], capsys)
+    assert code == 0 and out.splitlines()[1].startswith("1 room, 1 heater: ")
+    bad = tmp_path / "one.yaml"
+    bad.write_text("rooms: {}\nheaters: {a: {host: h, model: mini3}}\n")
+    code, _, err = run(["check-config", str(bad)], capsys)
+    assert err.rstrip().endswith("one.yaml: 1 error")
+
+
+@pytest.mark.parametrize("command", ["check-config", "run"])
+def test_config_file_as_argument_or_option(command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`run` and `check-config` take FILE and --config FILE alike (a missing file: same error, exit 1)."""
+    missing = str(tmp_path / "none.yaml")
+    for argv in ([command, missing], [command, "--config", missing], [command, "-c", missing]):
+        code, _, err = run(argv, capsys)
+        assert code == 1 and "file not found" in err, argv
+    with pytest.raises(SystemExit) as both:
+        main([command, missing, "--config", missing])
+    assert both.value.code == 2 and "not allowed with" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as neither:
+        main([command])
+    assert neither.value.code == 2 and "FILE --config/-c is required" in capsys.readouterr().err

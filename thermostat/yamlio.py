@@ -213,6 +213,10 @@ def problems_from_validation_error(exc: ValidationError, root: type[BaseModel] |
         if etype == "missing":
             problems.append(Problem(loc, "required key is missing", on_key=True))
             continue
+        plain = _plain_message(etype, err)
+        if plain is not None:
+            problems.append(Problem(loc, plain, on_key="[key]" in loc))
+            continue
         if etype == "value_error" and msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         elif etype == "assertion_error" and msg.startswith("Assertion failed, "):
@@ -229,6 +233,45 @@ def problems_from_validation_error(exc: ValidationError, root: type[BaseModel] |
                 msg += f" (got {shown})"
         problems.append(Problem(loc, msg, on_key="[key]" in loc))
     return problems
+
+
+def _yaml_kind(value: object) -> str:
+    """What a YAML reader would call the value the user wrote."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (true/false)"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        shown = repr(value) if len(value) <= 40 else repr(value[:37] + "...")
+        return f"the text {shown}"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _plain_message(etype: str, err: Any) -> str | None:
+    """Our own wording for pydantic errors whose text names its internals ("instance of RoomConfig",
+    "Dictionary should have at least 1 item after validation"); None keeps pydantic's message."""
+    value = err.get("input")
+    ctx = err.get("ctx") or {}
+    if etype in ("model_type", "model_attributes_type", "dict_type"):
+        return f"must be a mapping (key: value lines), got {_yaml_kind(value)}"
+    if etype == "list_type":
+        return f"must be a list, got {_yaml_kind(value)}"
+    if etype in ("too_short", "too_long") and isinstance(value, dict | list | tuple):
+        what = "entry" if isinstance(value, dict) else "item"
+        bound = ctx.get("min_length" if etype == "too_short" else "max_length")
+        if etype == "too_short":
+            need = "at least one " + what if bound == 1 else f"at least {bound} {what}s"
+        else:
+            need = f"at most {bound} {what}{'s' if bound != 1 else ''}"
+        count = len(value)
+        return f"needs {need}, has {count}" if count else f"needs {need}, has none"
+    return None
 
 
 def did_you_mean(word: str, options: Sequence[str]) -> str:

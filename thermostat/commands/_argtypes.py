@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 
 def _number(text: str) -> float:
@@ -47,3 +48,19 @@ def tcp_port(text: str) -> int:
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port must be 1-65535, got {text!r}")
     return value
+
+
+
+def config_argument(parser: argparse.ArgumentParser) -> None:
+    """The house configuration as `FILE` or `--config FILE` (`-c FILE`), exactly one of them: `run` and
+    `check-config` take both forms, so the one learnt from either command works with the other. After
+    parsing, `config_path(args)` is the file."""
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("config_file", nargs="?", type=Path, metavar="FILE", help="house configuration (YAML)")
+    which.add_argument("--config", "-c", dest="config_option", type=Path, metavar="FILE",
+                       help="the same, as an option")
+
+
+def config_path(args: argparse.Namespace) -> Path:
+    path: Path = args.config_file if args.config_file is not None else args.config_option
+    return path
