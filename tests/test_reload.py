@@ -125,3 +125,36 @@ def test_sighup_to_a_running_process(tmp_path: Path, mqtt_broker: object) -> Non
             await close_server(server)
 
     asyncio.run(scenario())
+
+
+def test_ctrl_c_says_at_once_what_stopping_waits_for(tmp_path: Path, mqtt_broker: object) -> None:
+    """SIGINT (Ctrl-C) on `thermostat run FILE`: the first line logged says which heaters go to standby and
+    how long it may wait for them, before the miners are waited for; then a clean exit."""
+
+    async def scenario() -> None:
+        miner = SimMiner(MODELS["mini3"], time_fn=time.time, boot_seconds=2, calibration_seconds=2)
+        server = await serve_miner(miner, "127.0.0.1", 0)
+        port = mqtt_broker.port  # type: ignore[attr-defined]
+        path = tmp_path / "house.yaml"
+        path.write_text(house_yaml(tmp_path, port, server_port(server), 19.0))
+        proc = subprocess.Popen([sys.executable, "-m", "thermostat", "run", str(path)],
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            await wait_retained(port, "reload/room/living/target", b"19.0", 15)
+            proc.send_signal(signal.SIGINT)
+            _, err = await asyncio.to_thread(proc.communicate, timeout=30)
+            assert proc.returncode == 0, err
+            lines = err.splitlines()
+            said = [i for i, line in enumerate(lines) if "stopping: sending" in line]
+            assert said, err
+            assert "mini3" in lines[said[0]] and "to standby" in lines[said[0]] and "up to 20 s" in lines[said[0]]
+            stopped = [i for i, line in enumerate(lines) if "thermostat stopped" in line]
+            assert stopped and said[0] < stopped[0]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            await close_server(server)
+
+    asyncio.run(scenario())

@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+from thermostat.commands._argtypes import config_argument, config_path
 from thermostat.config import Config, ConfigError, config_warnings, load_config
+from thermostat.service import Service
 
 log = logging.getLogger("thermostat")
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("run", help="run the heating service (SIGHUP reloads the config)")
-    parser.add_argument("--config", "-c", required=True, type=Path, help="house configuration (YAML)")
+    config_argument(parser)
     parser.set_defaults(func=_main)
 
 
 def _main(args: Any) -> int:
     try:
-        config = load_config(args.config)
+        config = load_config(config_path(args))
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 1
@@ -30,7 +33,7 @@ def _main(args: Any) -> int:
     for warning in config_warnings(config):
         log.warning("%s", warning)
     try:
-        return asyncio.run(serve(args.config, config))
+        return asyncio.run(serve(config_path(args), config))
     except KeyboardInterrupt:
         return 130
 
@@ -51,8 +54,6 @@ def _configure_logging(config: Config, verbose: int) -> None:
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        import json
-
         return json.dumps({"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
                            "message": record.getMessage()})
 
@@ -62,8 +63,6 @@ async def serve(path: Path, config: Config, *, clock: Any = None, stop: asyncio.
     """Run the service until SIGTERM/SIGINT (or `stop`); SIGHUP (or `reload`) re-reads `path`: a valid
     config replaces the running one (heaters are left as they are and reconciled, not re-commanded); an
     invalid one is logged and the old one keeps running."""
-    from thermostat.service import Service
-
     stop = stop or asyncio.Event()
     reload = reload or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -86,6 +85,7 @@ async def serve(path: Path, config: Config, *, clock: Any = None, stop: asyncio.
                 task.result()  # a crash propagates
                 return 1
             if stop.is_set():
+                _say_what_stopping_waits_for(service)
                 service_stop.set()
                 await task
                 return 0
@@ -101,3 +101,13 @@ async def serve(path: Path, config: Config, *, clock: Any = None, stop: asyncio.
             await task
             config, previous = new_config, service
             break
+
+
+def _say_what_stopping_waits_for(service: Service) -> None:
+    """Stopping can take a while (every miner must confirm standby); say so at once, or Ctrl-C looks ignored."""
+    heaters = ", ".join(service.heaters) or "no heaters"
+    if service.exit_action == "standby":
+        log.warning("stopping: sending %s to standby (safety.on_exit) and waiting up to %.0f s for the miners to "
+                    "confirm", heaters, service.timings.exit_timeout_s)
+    else:
+        log.warning("stopping: leaving %s as they are (safety.on_exit: leave)", heaters)
