@@ -584,3 +584,54 @@ def test_current_level_options_cover_the_whole_ladder() -> None:
     assert options[:2] == ["eco", "super"]
     select = ha.heater_level_select_config(ha.Topics(BASE, PREFIX), heater)[1]
     assert select["options"] == ["auto", "eco", "super", "standby"]  # only usable levels can be chosen
+
+
+async def test_room_state_says_what_sets_the_target_and_counts_bad_payloads(house: House) -> None:
+    """The room's JSON attributes: `target_reason` names the source (a chosen preset is not "away"),
+    `next_change` is local time with its offset for the schedule and an override alike, and a payload that
+    is not a reading is counted under rejected_readings.bad_payload."""
+    (house.tmp / "schedule.yaml").write_text(
+        """timezone: Europe/Berlin
+presets: {comfort: 21, eco: 18, away: 15}
+week:
+  daily:
+    - {at: "00:00", preset: eco}
+    - {at: "17:00", preset: comfort}
+"""
+    )
+    await house.start_service()  # 11:00 in Berlin: eco until 17:00 CET
+    w = await house.watch(f"{BASE}/#")
+
+    async def state(pred: Callable[[dict[str, Any]], bool], what: str, since: int) -> dict[str, Any]:
+        raw = await w.wait_for(t_room("state"), lambda p: pred(json.loads(p)), 10, what, since=since)
+        result: dict[str, Any] = json.loads(raw)
+        return result
+
+    try:
+        mark = w.mark()
+        await reading(w, 20.0)
+        attrs = await state(lambda a: a["current_temp"] == 20.0, "state after a reading", mark)
+        assert (attrs["target_reason"], attrs["next_change"]) == ("schedule", "2026-01-14T17:00:00+01:00")
+
+        mark = w.mark()
+        until_utc = datetime(2026, 1, 14, 22, 0, tzinfo=UTC).isoformat()
+        await w.publish(t_room("override/set"), json.dumps({"temp": 23, "until": until_utc}))
+        attrs = await state(lambda a: a["target_reason"] == "override", "override state", mark)
+        assert attrs["next_change"] == "2026-01-14T23:00:00+01:00"
+
+        for preset, reason in (("comfort", "preset"), ("away", "away")):
+            mark = w.mark()
+            await w.publish(t_room("preset/set"), preset)
+            attrs = await state(lambda a, p=preset: a["preset"] == p, f"preset {preset}", mark)  # type: ignore[misc]
+            assert attrs["target_reason"] == reason, preset
+
+        mark = w.mark()
+        await w.publish(f"sensors/{ROOM}", b"not a reading")
+        await w.publish(f"sensors/{ROOM}", json.dumps({"humidity": 40}))
+        await reading(w, 20.2)  # a good one after them, so that the state is published again
+        attrs = await state(lambda a: a["current_temp"] == 20.2, "state after the bad payloads", mark)
+        assert attrs["rejected_readings"]["bad_payload"] == 2
+        assert set(attrs["rejected_readings"]) >= {"bad_payload", "out_of_range", "jump"}
+        assert "accepted" not in attrs["rejected_readings"]
+    finally:
+        await w.stop()

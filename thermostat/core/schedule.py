@@ -442,7 +442,7 @@ def _forward(schedule: Schedule, day: date, days: int) -> Iterator[Switch]:
 # --------------------------------------------------------------------------- targets
 
 
-Reason = Literal["schedule", "override", "away"]
+Reason = Literal["schedule", "override", "away", "preset"]
 
 
 @dataclass(frozen=True)
@@ -620,6 +620,9 @@ class Away:
     until: date | datetime | None
     preset: str | None = None
     since: datetime | None = None
+    # "preset": a preset chosen by hand (Home Assistant's preset menu), held like away mode until another
+    # choice; the target then says `reason="preset"`, not "away".
+    reason: Literal["away", "preset"] = "away"
 
     def end(self, tz: ZoneInfo) -> datetime | None:
         if self.until is None:
@@ -676,7 +679,7 @@ def effective_target(
             preset=away.preset,
             block_start=away.since.astimezone(UTC) if away.since else sched.block_start,
             next_change=end,
-            reason="away",
+            reason=away.reason,
             next_temp=after.temp if after else None,
             next_preset=after.preset if after else None,
         )

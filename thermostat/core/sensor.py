@@ -204,13 +204,16 @@ class SensorFilter:
         self.accepted += 1
         return Accepted(value, now)
 
-    def offer_payload(self, now: float, payload: bytes, json_key: str | None) -> Accepted | Rejected:
-        """`parse_payload` then `offer`; a bad payload is counted as `BAD_PAYLOAD`. Never raises."""
+    def offer_payload(
+        self, now: float, payload: bytes, json_key: str | None, offset: float = 0.0
+    ) -> Accepted | Rejected:
+        """`parse_payload`, add the sensor's calibration `offset`, then `offer`; a bad payload is counted as
+        `BAD_PAYLOAD`. Never raises."""
         try:
             value = parse_payload(payload, json_key)
         except BadReading as exc:
             return self._reject(RejectReason.BAD_PAYLOAD, exc.reason)
-        return self.offer(now, value)
+        return self.offer(now, value + offset)
 
     def counters(self) -> dict[str, int]:
         """``{"accepted": n, "<reason>": n, ...}`` for metrics and diagnostics."""

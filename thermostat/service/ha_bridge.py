@@ -74,13 +74,15 @@ def _room_json(service: Service, room: RoomRuntime, reason: str) -> str:
         "current_temp": room.filter.last_value,
         "target": target.temp if target else None,
         "target_reason": target.reason if target else None,
-        "next_change": target.next_change.isoformat() if target and target.next_change else None,
+        # local time with its offset, whether the schedule or an override set it
+        "next_change": target.next_change.astimezone(room.schedule.tz).isoformat()
+        if target and target.next_change else None,
         "mode": room.state.mode,
         "preset": room.state.preset,
         "demand_w": room.decision.demand_w if room.decision else None,
         "reason": room.decision.reason if room.decision else None,
         "energy_kwh": round(room.energy_kwh, 4),
-        "rejected_readings": dict(room.filter.counters()) if hasattr(room.filter, "counters") else {},
+        "rejected_readings": {k: n for k, n in room.filter.counters().items() if k != "accepted"},
         "remote_off": [h.id for h in room.heaters if getattr(h, "remote_off", False)],
         "sensor_ok": usable_reading(service, room) is not None,
         "problems": service.problems.for_room(room.id),

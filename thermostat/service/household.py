@@ -34,9 +34,10 @@ from thermostat.core.control import make_controller
 from thermostat.core.engine import RoomControl, RoomDecision
 from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState, TransitionEvent
 from thermostat.core.schedule import Away, Override, Schedule, Target, effective_target, target_at
-from thermostat.core.sensor import Accepted, BadReading, SensorFilter, parse_payload
+from thermostat.core.sensor import Accepted, SensorFilter
 from thermostat.domain.actions import Command, CommandKind, Outcome, OutcomeKind
 from thermostat.domain.spec import ModelSpec
+from thermostat.domain.words import counted
 from thermostat.miners.avalon import Request, parse_version
 from thermostat.miners.client import MinerClient
 from thermostat.miners.errors import MinerError
@@ -322,7 +323,7 @@ class Service:
                 self.metrics = None
         # --- end metrics
         await self._start_dashboard()
-        log.info("thermostat running: %d rooms, %d heaters", len(self.rooms), len(self.heaters))
+        log.info("thermostat running: %s, %s", counted(len(self.rooms), "room"), counted(len(self.heaters), "heater"))
         try:
             await stop.wait()
         finally:
@@ -705,7 +706,8 @@ class Service:
             override = Override(temp=st.override_temp, since=since, until=until)
         away = None
         if st.preset is not None and st.preset in room.schedule.presets:
-            away = Away(temp=room.schedule.presets[st.preset], until=None, preset=st.preset)
+            away = Away(temp=room.schedule.presets[st.preset], until=None, preset=st.preset,
+                        reason="away" if st.preset == "away" else "preset")
         return effective_target(room.schedule, wall, override, away)
 
     def _account_energy(self, room: RoomRuntime, now: float, wall: datetime) -> None:
@@ -762,22 +764,15 @@ class Service:
 
     def _on_reading(self, room: RoomRuntime, payload: bytes) -> None:
         now = self.clock.monotonic()
-        try:
-            value = parse_payload(payload, room.cfg.sensor.json_key) + room.cfg.sensor.offset
-        except BadReading as exc:
-            self.counters["readings_rejected"] += 1
-            self.limited.warning(("reading", room.id, "unreadable"), "room %s: reading rejected: %s", room.id,
-                                 str(exc)[:200])
-            return
-        result = room.filter.offer(now, value)
+        result = room.filter.offer_payload(now, payload, room.cfg.sensor.json_key, offset=room.cfg.sensor.offset)
         if isinstance(result, Accepted):
             self.counters["readings"] += 1
             room.readings += 1
             self._tick.set()
         else:
             self.counters["readings_rejected"] += 1
-            self.limited.warning(("reading", room.id, result.reason), "room %s: reading %.2f rejected: %s %s",
-                                 room.id, value, result.reason, result.detail)
+            self.limited.warning(("reading", room.id, result.reason), "room %s: reading rejected: %s %s",
+                                 room.id, result.reason, str(result.detail)[:200])
 
     def command(self, kind: str, ident: str, what: str, payload: bytes) -> str | None:
         """A room/heater command from the dashboard: the MQTT command path. The rejection reason, or None."""
