@@ -134,6 +134,42 @@ def test_unit_keeps_its_contract() -> None:
     assert d["Install.WantedBy"] == ["multi-user.target"]
 
 
+def test_unit_starts_without_a_password_file_and_hands_its_copy_to_the_config() -> None:
+    """`LoadCredential=ID:PATH` with an absolute PATH fails the start when the file is missing; with a credential
+    name instead, systemd searches /etc/credstore/, /run/credstore/, /usr/lib/credstore/ and skips a credential
+    found in none of them (systemd.exec(5), LoadCredential=). So a home without an MQTT password runs the unit
+    unchanged, and the example configuration reads the copy where systemd puts it."""
+    from ruamel.yaml import YAML
+
+    loads = unit_directives(UNIT.read_text())["Service.LoadCredential"]
+    assert loads == ["mqtt.pass:thermostat.mqtt.pass"]
+    ident, _, source = loads[0].partition(":")
+    assert not source.startswith("/") and "/" not in source  # a credential-store name, never a path
+    example = YAML(typ="safe").load((ROOT / "deploy" / "house.example.yaml").read_text())
+    assert example["mqtt"]["password_file"] == f"/run/credentials/thermostat.service/{ident}"
+    guide = (ROOT / "docs" / "getting-started.md").read_text()
+    assert f"/etc/credstore/{source}" in guide
+    assert "> /etc/thermostat/mqtt.pass" not in guide and "/etc/thermostat/mqtt.pass" not in UNIT.read_text()
+
+
+def test_example_uses_the_mqtt_user_the_docs_create() -> None:
+    from ruamel.yaml import YAML
+
+    example = YAML(typ="safe").load((ROOT / "deploy" / "house.example.yaml").read_text())
+    guide = (ROOT / "docs" / "getting-started.md").read_text()
+    created = re.findall(r"mosquitto_passwd -c \S+ (\w+)", guide)
+    assert created and set(created) == {example["mqtt"]["username"]} == {"thermostat"}
+    assert "mqtt.username: thermostat" in (ROOT / "deploy" / "compose.yaml").read_text()
+
+
+def test_compose_and_the_guide_agree_on_the_password_file_mode() -> None:
+    compose = (ROOT / "deploy" / "compose.yaml").read_text()
+    guide = (ROOT / "docs" / "getting-started.md").read_text()
+    docker_part = guide[guide.index("## Docker Compose"):]
+    assert "mode 0400" in compose
+    assert "chmod 0400 mqtt.pass" in docker_part and "0600 mqtt.pass" not in docker_part
+
+
 def test_unit_exposure_score_stays_low(tmp_path: Path) -> None:
     """`systemd-analyze security` rates the sandbox from 0 (locked down) to 10 (unprotected)."""
     binary = systemd_analyze()
@@ -298,3 +334,13 @@ def test_example_broker_persists_into_its_working_directory(example_broker: Exam
     assert example_broker.proc.wait(5) == 0, example_broker.log()
     assert (example_broker.workdir / "mosquitto.db").exists(), example_broker.log()
     assert "Error" not in example_broker.log(), example_broker.log()
+
+
+def test_first_demo_run_shows_install_progress() -> None:
+    """scripts/demo.sh: the first install (minutes on a fresh machine) is not silent; later runs may be."""
+    script = (ROOT / "scripts" / "demo.sh").read_text()
+    assert subprocess.run(["sh", "-n", str(ROOT / "scripts" / "demo.sh")], timeout=10).returncode == 0
+    first_run = script[script.index("else\n"):script.index("\nfi\nexec")]
+    installs = [line for line in first_run.splitlines() if "pip install" in line]
+    assert installs and not [line for line in installs if " -q" in line or ">/dev/null" in line], installs
+    assert "echo" in first_run  # says what is happening before pip starts
