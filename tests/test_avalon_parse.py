@@ -16,7 +16,6 @@ from thermostat.miners.avalon import (
     derive_state,
     encode_json,
     encode_text,
-    execute_sync,
     interpret,
     parse_mm_string,
     parse_stats,
@@ -34,6 +33,7 @@ from thermostat.miners.errors import (
     Unsupported,
 )
 from thermostat.miners.models import MINI3, NANO3S, Q
+from thermostat.miners.protocols import execute_sync
 
 
 def b(text: str) -> bytes:

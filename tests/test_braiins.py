@@ -9,10 +9,10 @@ import pytest
 from thermostat.domain.actions import Command, CommandKind, Outcome, OutcomeKind
 from thermostat.domain.snapshot import MinerState
 from thermostat.miners import braiins
-from thermostat.miners.avalon import Request, decode_reply, encode_json, execute_sync
+from thermostat.miners.avalon import Request, decode_reply, encode_json
 from thermostat.miners.errors import ForbiddenCommand, InvalidValue, MalformedReply, Unsupported
 from thermostat.miners.models import BRAIINS_S19
-from thermostat.miners.protocols import protocol_for
+from thermostat.miners.protocols import execute_sync, protocol_for
 from thermostat.sim.braiins import BraiinsSim
 
 SPEC = BRAIINS_S19

@@ -10,9 +10,9 @@ import pytest
 from thermostat.core.heater import HeaterMachine, HeaterState
 from thermostat.domain.actions import Command, Outcome
 from thermostat.domain.spec import ModelSpec
-from thermostat.miners.avalon import Request, encode_json, execute_sync
+from thermostat.miners.avalon import Request, encode_json
 from thermostat.miners.models import BRAIINS_S19, LUXOS_S21
-from thermostat.miners.protocols import SessionCache
+from thermostat.miners.protocols import SessionCache, execute_sync
 from thermostat.sim.bench import run_one
 from thermostat.sim.factory import make_sim_miner
 from thermostat.sim.scenario import SCENARIO_DIR, load_scenario, shipped_scenarios

@@ -11,8 +11,9 @@ import pytest
 from thermostat.core.heater import HeaterMachine, HeaterState, TransitionEvent
 from thermostat.domain.actions import Command, CommandKind, Outcome
 from thermostat.domain.spec import ModelSpec
-from thermostat.miners.avalon import Request, encode_json, execute_sync
+from thermostat.miners.avalon import Request, encode_json
 from thermostat.miners.models import MINI3, Q
+from thermostat.miners.protocols import execute_sync
 from thermostat.sim.miner import SimMiner
 
 T0 = 1_767_225_600.0
@@ -110,7 +111,7 @@ def test_stopping_an_unreachable_miner_with_a_stale_clock_polls_at_the_poll_pace
     a hot loop against an unreachable miner. Polls must keep the `fast_poll_s` pace."""
     from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState
     from thermostat.domain.actions import CommandKind
-    from thermostat.miners.avalon import encode_json, execute_sync
+    from thermostat.miners.avalon import encode_json
     from thermostat.miners.errors import Unreachable
     from thermostat.miners.models import MODELS
     from thermostat.sim.miner import SimMiner

@@ -9,10 +9,10 @@ import pytest
 from thermostat.domain.actions import Command, CommandKind, OutcomeKind
 from thermostat.domain.snapshot import MinerState
 from thermostat.miners import luxos
-from thermostat.miners.avalon import Request, decode_reply, encode_json, execute_sync
+from thermostat.miners.avalon import Request, decode_reply, encode_json
 from thermostat.miners.errors import ForbiddenCommand, InvalidValue, MalformedReply, Unsupported
 from thermostat.miners.models import LUXOS_S21
-from thermostat.miners.protocols import SessionCache, protocol_for
+from thermostat.miners.protocols import SessionCache, execute_sync, protocol_for
 from thermostat.sim.luxos import LuxOSSim
 
 SPEC = LUXOS_S21

@@ -10,6 +10,7 @@ only when `MqttConfig.read_password()` is called.
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import os
 import re
@@ -19,6 +20,7 @@ import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -496,8 +498,6 @@ class TariffConfig(BaseModel):
 
 
 def _check_http_url(value: str) -> str:
-    from urllib.parse import urlsplit
-
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{value!r} is not an http:// or https:// URL")
@@ -969,8 +969,6 @@ def render_reference() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m thermostat.config")
     parser.add_argument("--reference", action="store_true", help="print the Markdown configuration reference")
     parser.add_argument("file", nargs="?", help="configuration file to check")

@@ -1,7 +1,6 @@
 """Mining Rig Monitor ("Commander") reporting: specs at start-up, monitor data every minute, remote switch.
 
 The API (docs/mining-rig-monitor.md, /api/v1 of github.com/nguyenvinhlinh/Mining-Rig-Monitor)::
-
     POST /asic_miners/specs                 header API_CODE   {model, model_variant?, firmware_version, software_...}
     POST /asic_miners/logs                  header API_CODE   monitor data (hashrate, uptime, pools, temps, fans, power)
     GET  /asic_miners/expected_status       header API_CODE   -> {asic_expected_status, light_expected_status}
@@ -31,9 +30,11 @@ import aiohttp
 
 from thermostat import __version__
 from thermostat.clock import Clock, RealClock
+from thermostat.config import ConfigError
 from thermostat.domain.snapshot import Snapshot
 from thermostat.domain.spec import ModelSpec
-from thermostat.miners.avalon import Reply
+from thermostat.miners.avalon import Reply, Request, led_request
+from thermostat.miners.errors import MinerError
 
 log = logging.getLogger("thermostat.mrm")
 
@@ -551,9 +552,6 @@ def reporter_for_service(service: Any, on_expected: OnExpected) -> MrmReporter |
     None when `mining_rig_monitor` is not configured or no heater has a readable API code. A code that cannot
     be read (missing file, unset variable) is logged and that heater is left out; heating is not affected.
     """
-    from thermostat.config import ConfigError
-    from thermostat.miners.avalon import Request
-    from thermostat.miners.errors import MinerError
 
     cfg = service.config.mining_rig_monitor
     if cfg is None:
@@ -601,8 +599,6 @@ def reporter_for_service(service: Any, on_expected: OnExpected) -> MrmReporter |
 
 async def set_locate_led(client: Any, spec: ModelSpec, on: bool, heater_id: str = "") -> bool:
     """Locate LED / LED ring on or off through the heater's MinerClient; False (logged) when it did not work."""
-    from thermostat.miners.avalon import led_request
-    from thermostat.miners.errors import MinerError
 
     try:
         await client.request(led_request(spec, on))

@@ -20,7 +20,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
+
+from thermostat.clock import ScaledClock
 from thermostat.commands._argtypes import positive
+from thermostat.config import load_config
+from thermostat.miners.models import MODELS
+from thermostat.service import Service
+from thermostat.sim.demo import INSTALL_HINT, pick_broker
+from thermostat.sim.miner import SimMiner
+from thermostat.sim.server import close_server, serve_miner, server_port
 
 COLD_C, WARM_C, TARGET_C = 19.5, 22.5, 21.0
 
@@ -40,7 +49,6 @@ def _main(args: argparse.Namespace) -> int:
     if args.readings < 10 or args.interval <= 0:
         print("bench-latency: --readings must be at least 10 and --interval positive", file=sys.stderr)
         return 2
-    from thermostat.sim.demo import INSTALL_HINT, pick_broker
 
     with tempfile.TemporaryDirectory(prefix="thermostat-latency-") as tmp:
         broker = pick_broker(args.broker, Path(tmp))
@@ -70,14 +78,7 @@ def format_result(r: dict[str, Any]) -> str:
 
 
 async def measure(broker_port: int, tmp: Path, readings: int, interval: float) -> dict[str, Any]:
-    import aiomqtt
 
-    from thermostat.clock import ScaledClock
-    from thermostat.config import load_config
-    from thermostat.miners.models import MODELS
-    from thermostat.service import Service
-    from thermostat.sim.miner import SimMiner
-    from thermostat.sim.server import close_server, serve_miner, server_port
 
     clock = ScaledClock(1000.0)
     miner = SimMiner(MODELS["mini3"], time_fn=clock.epoch, boot_seconds=30, calibration_seconds=30,

@@ -23,6 +23,7 @@ Controllers:
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Protocol
 
@@ -388,7 +389,5 @@ def make_controller(name: str, *, max_w: float, unit_w: float | None = None, **s
     try:
         return cls(max_w=max_w, unit_w=unit_w, **settings)
     except TypeError as exc:
-        import inspect
-
         accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "max_w", "unit_w")]
         raise ValueError(f"controller {key!r}: {exc}; accepted settings: {', '.join(accepted)}") from None

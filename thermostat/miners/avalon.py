@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -767,34 +767,3 @@ def _refused_as_invalid(raw: bytes) -> bool:
         return False
     return False
 
-
-def execute_sync(
-    send: Callable[[Request], bytes], command: Command, spec: ModelSpec, *, session: Any = None
-) -> Outcome:
-    """Carry out `command` through a synchronous `send` (e.g. an in-process simulated miner).
-
-    Dispatches on `spec.family` (thermostat/miners/protocols.py): the same executor drives every firmware
-    family's plan. `session` is an optional `protocols.SessionCache` kept per miner by the caller (LuxOS
-    session id); without one, a family that needs a session asks the miner for it each time.
-    InvalidValue/Unsupported are raised before anything is sent; transport errors raised by `send`
-    (MinerError subclasses, TimeoutError, OSError) become Outcome kinds.
-    """
-    if spec.family == "avalon":
-        steps = plan(command, spec)
-    else:
-        from thermostat.miners.protocols import protocol_for  # lazy: protocols imports this module
-
-        steps = protocol_for(spec).plan(command, spec, session)
-    try:
-        request = next(steps)
-        while True:
-            try:
-                raw = send(request) or b""  # None (a simulator closing without reply) counts as EOF
-            except (MinerError, TimeoutError, OSError) as exc:
-                if isinstance(exc, ForbiddenCommand):
-                    raise
-                return outcome_for_error(command, exc)
-            request = steps.send(raw)
-    except StopIteration as stop:
-        result: Outcome = stop.value
-        return result

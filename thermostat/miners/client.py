@@ -152,7 +152,7 @@ class MinerClient:
         return parse_pools(decode_reply(await self.raw(Request("pools"))))
 
     async def execute(self, command: Command, spec: ModelSpec) -> Outcome:
-        """Async twin of `avalon.execute_sync`: same plan, same outcomes.
+        """Async twin of `protocols.execute_sync`: same plan, same outcomes.
 
         InvalidValue/Unsupported are raised before anything is sent; transport errors become Outcomes.
         """

@@ -1,7 +1,7 @@
 """Which wire protocol serves a model row, and the pieces the cgminer-derived families share.
 
 `ModelSpec.family` names the firmware family; `protocol_for(spec)` returns its `Family`: pure functions
-with one shape for every family, so the executors (`avalon.execute_sync` for the bench and the tests,
+with one shape for every family, so the executors (`execute_sync` below, for the bench and the tests,
 `MinerClient.execute` over TCP) drive any family the same way:
 
 * ``requests_for(command, spec)``: the validated wire requests (InvalidValue/Unsupported before any I/O).
@@ -16,9 +16,8 @@ pool-changing command.
 
 Decisions:
 
-* Families are registered by module path and imported lazily, so avalon.py (which dispatches here from
-  `execute_sync`) and the family modules (which import avalon's `Request`/`decode_reply`) do not form an
-  import cycle.
+* Families are registered by module path and imported lazily, so this module (which the family modules
+  import for the shared pieces below) and the family modules do not form an import cycle.
 * `SessionCache` is the only protocol state: one small object per miner, owned by whoever owns the
   connection to that miner (`MinerClient` keeps one per instance; `execute_sync` takes one optionally and
   otherwise starts from nothing, i.e. asks the miner for its session every time). Families without
@@ -40,8 +39,8 @@ from typing import Any, cast
 from thermostat.domain.actions import Command, Outcome, OutcomeKind
 from thermostat.domain.snapshot import Snapshot
 from thermostat.domain.spec import ModelSpec
-from thermostat.miners.avalon import Plan, Reply, Request, check_status, decode_reply
-from thermostat.miners.errors import Busy, MalformedReply, Refused
+from thermostat.miners.avalon import Plan, Reply, Request, check_status, decode_reply, outcome_for_error
+from thermostat.miners.errors import Busy, ForbiddenCommand, MalformedReply, MinerError, Refused
 
 #: family name -> module implementing `requests_for` and `plan` (plus `parse_poll` for non-Avalon families)
 FAMILY_MODULES: dict[str, str] = {
@@ -82,6 +81,32 @@ def protocol_for(spec: ModelSpec) -> Family:
 
         return Family(spec.family, module.requests_for, plan)
     return Family(spec.family, module.requests_for, module.plan)
+
+
+def execute_sync(
+    send: Callable[[Request], bytes], command: Command, spec: ModelSpec, *, session: SessionCache | None = None
+) -> Outcome:
+    """Carry out `command` through a synchronous `send` (e.g. an in-process simulated miner).
+
+    The same executor drives every firmware family's plan (`protocol_for`). `session` is an optional
+    `SessionCache` kept per miner by the caller (LuxOS session id); without one, a family that needs a
+    session asks the miner for it each time. InvalidValue/Unsupported are raised before anything is sent;
+    transport errors raised by `send` (MinerError subclasses, TimeoutError, OSError) become Outcome kinds.
+    """
+    steps = protocol_for(spec).plan(command, spec, session)
+    try:
+        request = next(steps)
+        while True:
+            try:
+                raw = send(request) or b""  # None (a simulator closing without reply) counts as EOF
+            except (MinerError, TimeoutError, OSError) as exc:
+                if isinstance(exc, ForbiddenCommand):
+                    raise
+                return outcome_for_error(command, exc)
+            request = steps.send(raw)
+    except StopIteration as stop:
+        result: Outcome = stop.value
+        return result
 
 
 # --------------------------------------------------------------------------------------------------

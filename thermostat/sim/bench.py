@@ -10,6 +10,7 @@ machines run event by event (`next_due`), so a poll at 15 s and a soft on 5 s ah
 from __future__ import annotations
 
 import math
+import multiprocessing
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -26,11 +27,12 @@ from thermostat.core.preheat import Preheat
 from thermostat.core.schedule import Schedule, Target, target_at
 from thermostat.core.sensor import SensorFilter
 from thermostat.domain.actions import Command
-from thermostat.miners.avalon import Request, encode_json, execute_sync
+from thermostat.miners.avalon import Request, encode_json
 from thermostat.miners.errors import Unreachable
+from thermostat.miners.protocols import execute_sync
 from thermostat.sim.factory import make_sim_miner
 from thermostat.sim.miner import SimMiner
-from thermostat.sim.scenario import Scenario
+from thermostat.sim.scenario import Scenario, ScenarioError, load_scenario
 
 CONTROLLERS = ("pid", "hysteresis", "bang-bang", "tpi")
 BASELINES = ("bang-bang", "tpi")  # switch-style products: one heater at its top level when on, no pre-heat
@@ -323,8 +325,6 @@ GOAL_WEEK_WALL_S = 10.0  # one simulated week ≤ 10 s of wall time
 
 
 def _run_job(job: tuple[str, str, bool]) -> BenchResult:
-    from thermostat.sim.scenario import load_scenario
-
     source, controller, keep_trace = job
     return run_one(load_scenario(source), controller, keep_trace=keep_trace)
 
@@ -349,8 +349,6 @@ def run_many(
             if progress is not None:
                 progress(i + 1, len(jobs), results[i])
     else:
-        import multiprocessing
-
         # longest first, so two workers finish together (a week of one scenario vs two days of another)
         order = sorted(range(len(jobs)), key=lambda i: -_duration_hint(jobs[i][0]))
         ctx = multiprocessing.get_context("spawn" if sys.platform == "darwin" else None)
@@ -367,8 +365,6 @@ def _run_indexed(item: tuple[int, tuple[str, str, bool]]) -> tuple[int, BenchRes
 
 
 def _duration_hint(source: str) -> float:
-    from thermostat.sim.scenario import ScenarioError, load_scenario
-
     try:
         return load_scenario(source).duration_h
     except ScenarioError:

@@ -22,8 +22,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from thermostat.adapters import embedded_broker
 from thermostat.adapters.chart import BAND_HIGH_K, BAND_LOW_K, HeaterTrace, RoomChart, write_room_chart
+from thermostat.adapters.embedded_broker import EmbeddedBroker
+from thermostat.clock import ScaledClock
+from thermostat.config import load_config, load_schedule
+from thermostat.core.heater import HeaterState
+from thermostat.core.kpi import Kpi
 from thermostat.core.schedule import Schedule, effective_target, target_at
+from thermostat.service import Service, ServiceTimings
+from thermostat.sim.house import SimHouse
+from thermostat.sim.room import ROOM_PRESETS, OutdoorProfile
 
 log = logging.getLogger("thermostat.demo")
 
@@ -99,8 +108,6 @@ class MosquittoBroker:
 
 class _Embedded:
     def __init__(self) -> None:
-        from thermostat.adapters.embedded_broker import EmbeddedBroker
-
         self._broker = EmbeddedBroker("127.0.0.1")
         self.host = "127.0.0.1"
         self.name = "embedded amqtt"
@@ -117,8 +124,6 @@ class _Embedded:
 
 
 def pick_broker(choice: str, workdir: Path) -> MosquittoBroker | _Embedded | None:
-    from thermostat.adapters import embedded_broker
-
     binary = find_mosquitto() if choice in ("auto", "mosquitto") else None
     if binary is not None:
         return MosquittoBroker(binary, workdir)
@@ -193,8 +198,6 @@ def _target_at(schedule: Schedule, when: datetime, min_c: float, max_c: float) -
 
 def summarize(result: DemoResult, schedule: Schedule, *, min_c: float = 7.0, max_c: float = 26.0,
               speed: float = 1.0) -> dict[str, Any]:
-    from thermostat.core.kpi import Kpi
-
     samples = result.samples
     kpi = Kpi(band_low_k=BAND_LOW_K, band_high_k=BAND_HIGH_K)
     targets = [_target_at(schedule, s.when, min_c, max_c) for s in samples]
@@ -326,8 +329,6 @@ def write_plot(path: Path, result: DemoResult, schedule: Schedule, *, min_c: flo
 
 
 def _progress_line(service: Any, house: Any, clock: Any, tz: ZoneInfo) -> str:
-    from thermostat.core.heater import HeaterState
-
     room = service.rooms[ROOM_ID]
     measured = room.filter.last_value
     target = room.target.temp if room.target is not None else None
@@ -353,15 +354,8 @@ def _progress_line(service: Any, house: Any, clock: Any, tz: ZoneInfo) -> str:
 
 async def run_demo(args: argparse.Namespace, broker_host: str, broker_port: int, workdir: Path,
                    out: Any = sys.stdout) -> tuple[DemoResult, Schedule]:
-    from thermostat.clock import ScaledClock
-    from thermostat.config import load_config
-    from thermostat.service import Service, ServiceTimings
-    from thermostat.sim.house import SimHouse
-    from thermostat.sim.room import ROOM_PRESETS, OutdoorProfile
-
     models = heater_ids([m.strip() for m in args.heaters.split(",") if m.strip()])
     (workdir / "schedule.yaml").write_text(packaged_schedule_text("default"), encoding="utf-8")
-    from thermostat.config import load_schedule
 
     schedule = load_schedule(workdir / "schedule.yaml")
     tz = schedule.tz
