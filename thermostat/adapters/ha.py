@@ -501,18 +501,18 @@ def discovery_for_service(service: Any) -> Iterator[Discovery]:
     """Discovery for a running `thermostat.service.Service` (duck-typed: config, rooms, heaters)."""
     cfg = service.config
     t = Topics(cfg.mqtt.base_topic, cfg.mqtt.discovery_prefix)
-    currency = cfg.tariff.currency if getattr(cfg, "tariff", None) is not None else None
+    currency = cfg.tariff.currency if cfg.tariff is not None else None
     rooms: list[RoomInfo] = []
     heaters: list[HeaterInfo] = []
     for room_id, runtime in service.rooms.items():
         rcfg = runtime.cfg
-        presets = tuple(getattr(runtime.schedule, "presets", {}) or ())
+        presets = tuple(runtime.schedule.presets)
         rooms.append(RoomInfo(room_id, rcfg.name or room_id, float(rcfg.limits.min_c), float(rcfg.limits.max_c),
                               presets, currency))
     for hid, h in service.heaters.items():
         spec = h.spec if h.spec is not None else MODELS.get(h.cfg.model)
         levels = tuple(h.cfg.levels) if h.cfg.levels else (spec.level_names if spec is not None else ())
-        has_plug = getattr(h.cfg, "plug", None) is not None
+        has_plug = h.cfg.plug is not None
         heaters.append(
             HeaterInfo(
                 id=hid,
@@ -523,7 +523,7 @@ def discovery_for_service(service: Any) -> Iterator[Discovery]:
                 has_standby=(spec.has_standby if spec is not None else True) or has_plug,
                 inlet_sensor=spec.inlet_sensor if spec is not None else True,
                 host=h.cfg.host,
-                remote=hid in getattr(getattr(service, "mrm", None), "heaters", {}),
+                remote=service.mrm is not None and hid in service.mrm.heaters,
             )
         )
     yield from discovery_payloads(t, rooms, heaters)

@@ -75,7 +75,7 @@ def collect(service: Any, wakes: _WakeCounter | None = None) -> list[Metric]:
     """Every metric family, from the service's state now (duck-typed: rooms, heaters, counters, link)."""
     if wakes is None:
         wakes = _WakeCounter()
-    wakes.update(list(getattr(service, "events", ()) or ()))
+    wakes.update(list(service.events))
     rooms = list(service.rooms.values())
     heaters = list(service.heaters.values())
 
@@ -96,7 +96,7 @@ def collect(service: Any, wakes: _WakeCounter | None = None) -> list[Metric]:
         for m in ("off", "heat"):
             _add(mode, 1 if room.state.mode == m else 0, room=r, mode=m)
         _add(energy, float(room.energy_kwh), room=r)
-        _add(readings, int(getattr(room, "readings", 0)), room=r)
+        _add(readings, int(room.readings), room=r)
 
     level = _family("thermostat_heater_level", "gauge",
                    "Level the heater was last confirmed running (1 for the current one).")
@@ -132,7 +132,7 @@ def collect(service: Any, wakes: _WakeCounter | None = None) -> list[Metric]:
         _add(sent, int(h.commands_sent), heater=h.id)
         _add(errors, int(h.command_errors), heater=h.id)
 
-    counters = getattr(service, "counters", {}) or {}
+    counters = service.counters
     svc = [
         _family("thermostat_readings_total", "counter", "Sensor readings accepted."),
         _family("thermostat_readings_rejected_total", "counter",
@@ -168,12 +168,12 @@ def collect(service: Any, wakes: _WakeCounter | None = None) -> list[Metric]:
     mqtt_reconnects = _family("thermostat_mqtt_reconnects_total", "counter", "Successful reconnections to the broker.")
     _add(mqtt_reconnects, int(link.reconnects))
     mqtt_failures = _family("thermostat_mqtt_connect_failures_total", "counter", "Failed connection attempts.")
-    _add(mqtt_failures, int(getattr(link, "connect_failures", 0)))
+    _add(mqtt_failures, int(link.connect_failures))
     mqtt_dropped = _family("thermostat_mqtt_dropped_total", "counter",
                           "Outgoing messages dropped while disconnected (queue full).")
-    _add(mqtt_dropped, int(getattr(link, "dropped", 0)))
+    _add(mqtt_dropped, int(link.dropped))
     mqtt_queued = _family("thermostat_mqtt_queued_messages", "gauge", "Outgoing messages waiting for the broker.")
-    _add(mqtt_queued, int(getattr(link, "queued", 0)))
+    _add(mqtt_queued, int(link.queued))
 
     return [temp, target, demand, heating, mode, energy, readings,
             level, level_w, power, hashrate, chip, state, controlled, wake, sent, errors,

@@ -83,7 +83,7 @@ def _room_json(service: Service, room: RoomRuntime, reason: str) -> str:
         "reason": room.decision.reason if room.decision else None,
         "energy_kwh": round(room.energy_kwh, 4),
         "rejected_readings": {k: n for k, n in room.filter.counters().items() if k != "accepted"},
-        "remote_off": [h.id for h in room.heaters if getattr(h, "remote_off", False)],
+        "remote_off": [h.id for h in room.heaters if h.remote_off],
         "sensor_ok": usable_reading(service, room) is not None,
         "problems": service.problems.for_room(room.id),
     }, default=str)
@@ -108,8 +108,8 @@ def heater_state_messages(service: Service, h: HeaterRuntime) -> Iterator[tuple[
     yield f"{base}/reason", hv["reason"]
     yield f"{base}/attributes", json.dumps(
         {k: hv[k] for k in ("reason", "hold", "wanted", "control", "manual_level", "watts")}, default=str)
-    if h.id in getattr(getattr(service, "mrm", None), "heaters", {}):  # Mining Rig Monitor remote switch
-        yield f"{base}/remote", "off" if getattr(h, "remote_off", False) else "on"
+    if service.mrm is not None and h.id in service.mrm.heaters:  # Mining Rig Monitor remote switch
+        yield f"{base}/remote", "off" if h.remote_off else "on"
 
 
 def discovery_messages(service: Service) -> Iterator[tuple[str, dict[str, Any]]]:
