@@ -18,11 +18,16 @@ from collections.abc import Sequence
 
 from thermostat import __version__
 
-# name -> (module under thermostat/commands/, help line); in the order `--help` lists them.
+# name -> (module under thermostat/commands/, help line); in the order `--help` lists them. A module may
+# register more than one sub-command (steer: override and away).
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "run the heating service (SIGHUP reloads the config)"),
     "check-config": ("check_config", "validate a configuration file and the schedules it names"),
-    "schedule": ("schedule", "show one day of a schedule, or check a schedule file"),
+    "schedule": ("schedule", "show a day or a week of a schedule, or check a schedule file"),
+    "override": ("steer", "hold a room at a temperature for a while (or cancel that)"),
+    "away": ("steer", "the whole house away (holiday) until a date, with a return pre-heat; or cancel"),
+    "history": ("history", "what each room and heater did: readings, targets, levels, watts (from the state file)"),
+    "energy": ("history", "kWh, cost, wakes and hours on per room and heater, by day, week or month"),
     "miner": ("miner", "talk to an Avalon miner over its cgminer API (port 4028)"),
     "demo": ("demo", "run the real service against simulated miners and a simulated room, faster than real time"),
     "sim": ("sim", "run simulated Avalon miners (cgminer API on TCP)"),
@@ -53,12 +58,18 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"thermostat {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    wanted = set(COMMANDS) if argv is None else {_invoked(argv)}
+    if argv is None:
+        wanted = {module for module, _ in COMMANDS.values()}
+    else:
+        invoked = _invoked(argv)
+        wanted = {COMMANDS[invoked][0]} if invoked is not None else set()
+    registered: set[str] = set()
     for name, (module_name, help_line) in COMMANDS.items():
-        if name in wanted:
-            importlib.import_module(f"thermostat.commands.{module_name}").register(sub)
-        else:
+        if module_name not in wanted:
             sub.add_parser(name, help=help_line, add_help=False)
+        elif module_name not in registered:  # adds every sub-command of that module
+            importlib.import_module(f"thermostat.commands.{module_name}").register(sub)
+            registered.add(module_name)
     return parser
 
 

@@ -19,9 +19,10 @@ from thermostat.core.schedule import (
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("schedule", help="show one day of a schedule, or check a schedule file")
+    p = subparsers.add_parser("schedule", help="show a day or a week of a schedule, or check a schedule file")
     sub = p.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
-    show = sub.add_parser("show", help="print one day's timeline in the schedule's time zone")
+    show = sub.add_parser("show", help="print one day's timeline (or a week's with --week) in the schedule's "
+                          "time zone, DST changes marked")
     show.add_argument("file", help="schedule file (YAML)")
     show.add_argument("--date", help="local date YYYY-MM-DD (default: today in the schedule's zone)")
     show.add_argument("--week", action="store_true",
