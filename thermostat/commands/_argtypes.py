@@ -50,7 +50,6 @@ def tcp_port(text: str) -> int:
     return value
 
 
-
 def config_argument(parser: argparse.ArgumentParser) -> None:
     """The house configuration as `FILE` or `--config FILE` (`-c FILE`), exactly one of them: `run` and
     `check-config` take both forms, so the one learnt from either command works with the other. After
