@@ -22,6 +22,7 @@ from thermostat import __version__
 # register more than one sub-command (steer: override and away).
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "run the heating service (SIGHUP reloads the config)"),
+    "status": ("status", "what the running service is doing, and why (rooms and heaters)"),
     "check-config": ("check_config", "validate a configuration file and the schedules it names"),
     "schedule": ("schedule", "show a day or a week of a schedule, or check a schedule file"),
     "override": ("steer", "hold a room at a temperature for a while (or cancel that)"),
