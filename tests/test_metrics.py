@@ -161,7 +161,7 @@ def test_exposition_of_tricky_values_parses() -> None:
         tricky: SimpleNamespace(id=tricky, filter=SimpleNamespace(last_value=1.5), target=None, decision=None,
                                 state=SimpleNamespace(mode="heat"), energy_kwh=float("inf"), readings=3),
     }
-    link = SimpleNamespace(connected=False, reconnects=0)
+    link = SimpleNamespace(connected=False, reconnects=0, connect_failures=0, dropped=0, queued=0)
     service = SimpleNamespace(rooms=rooms, heaters={}, counters={}, link=link, events=[])
     server = metrics.MetricsServer(service, "127.0.0.1", 0)
     fams = parse_exposition(server.render())
