@@ -36,7 +36,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -711,8 +711,6 @@ class SafeStore:
 
 
 def replace_updated(state: _Row, now: float) -> _Row:
-    from dataclasses import replace
-
     return replace(state, updated=now)
 
 
