@@ -531,7 +531,10 @@ def parse_stats(reply: Reply) -> Snapshot:
         firmware = stamp.group(0) if stamp else None
 
     ps = [_to_float(p) for p in mm.get("PS", "").split()]
-    power_w = ps[6] if len(ps) > 6 else None
+    if spec is not None and spec.wall_power_source == "mpo":
+        power_w = _to_float(mm.get("MPO"))  # PS[] holds no watts on this firmware (Nano 3)
+    else:
+        power_w = ps[6] if len(ps) > 6 else None
     # PS[4] is DC watts to the hash board on Mini 3 / Q. The Nano 3S layout has PS[1] = PS[4] = 0
     # (PS[2] in mV), so there PS[4] is not a power reading.
     dc_power_w = ps[4] if len(ps) > 4 and ps[1] not in (None, 0.0) else None
@@ -543,6 +546,10 @@ def parse_stats(reply: Reply) -> Snapshot:
     if uptime is None:
         uptime = _to_int(entry.get("Elapsed"))
 
+    workmode = _to_int(mm.get("WORKMODE"))
+    if workmode is None and "WORKMODE" not in mm and spec is not None and spec.max_workmode == 0:
+        workmode = 0  # a model with one work mode reports only WORKLEVEL (Nano 3)
+
     inlet = _temp(mm.get("ITemp")) if "ITemp" in mm else _temp(mm.get("Temp"))
     outlet = _temp(mm.get("OTemp")) if "OTemp" in mm else _temp(mm.get("HBOTemp"))
     board = _temp(mm.get("HBTemp")) if "HBTemp" in mm else _temp(mm.get("HBITemp"))
@@ -552,7 +559,7 @@ def parse_stats(reply: Reply) -> Snapshot:
         model=spec.key if spec else None,
         firmware=firmware,
         dna=_str_or_none(mm.get("DNA")),
-        workmode=_to_int(mm.get("WORKMODE")),
+        workmode=workmode,
         worklevel=_to_int(mm.get("WORKLEVEL")),
         power_w=power_w,
         dc_power_w=dc_power_w,
@@ -613,6 +620,8 @@ def level_requests(spec: ModelSpec, level: object) -> list[Request]:
         raise InvalidValue(f"{spec.display}: no worklevel range for workmode {mode}")
     lo, hi = spec.worklevel_range[mode]
     wl = _checked_int("worklevel", lv.worklevel, lo, hi)
+    if spec.max_workmode == 0:
+        return [ascset("worklevel", "set", wl)]  # one work mode: the level is all there is (Nano 3)
     return [ascset("workmode", "set", mode), ascset("worklevel", "set", wl)]
 
 
