@@ -351,6 +351,28 @@ def decode_reply(raw: bytes) -> Reply:
 _WRAPPER_RE = re.compile(r"\s*'?[\w ]{1,32}'?\s*:\s*\{")
 
 
+_FLAT_TOKEN_RE = re.compile(r"([^\[\]]*)\[([^\[\]]*)\]")
+
+
+def _parse_flat_mm(text: str) -> dict[str, str] | None:
+    """The common case, at C speed: a run of `Key[value]` tokens without nested brackets.
+
+    None when the string is anything else (a nested bracket, a stray ']'): the careful scanner decides then.
+    Same result as the scanner: keys stripped, empty or over-long keys skipped, a truncated tail dropped."""
+    out: dict[str, str] = {}
+    pos = 0
+    for match in _FLAT_TOKEN_RE.finditer(text):
+        if match.start() != pos:
+            return None
+        pos = match.end()
+        key = match.group(1).strip()
+        if key and len(key) <= 64:
+            out[key] = match.group(2)
+    if "]" in text[pos:]:
+        return None
+    return out
+
+
 def parse_mm_string(text: str) -> dict[str, str]:
     """`Key[value] Key[value] ...` → {Key: value}.
 
@@ -366,6 +388,12 @@ def parse_mm_string(text: str) -> dict[str, str]:
         text = text[match.end() :].rstrip()
         if text.endswith("}"):
             text = text[:-1]
+    fast = _parse_flat_mm(text)
+    return fast if fast is not None else _scan_mm(text)
+
+
+def _scan_mm(text: str) -> dict[str, str]:
+    """The careful scanner behind `parse_mm_string`: brackets may nest, a truncated tail is dropped."""
     out: dict[str, str] = {}
     pos, n = 0, len(text)
     while pos < n:
@@ -373,18 +401,23 @@ def parse_mm_string(text: str) -> dict[str, str]:
         if open_at < 0:
             break
         key = text[pos:open_at].strip()
-        depth, k = 0, open_at
+        # the matching ']' (brackets may nest): jump from bracket to bracket with str.find, not char by char
+        depth, k = 1, open_at + 1
         close_at = -1
-        while k < n:
-            ch = text[k]
-            if ch == "[":
+        while True:
+            close = text.find("]", k)
+            if close < 0:
+                break
+            inner = text.find("[", k, close)
+            if inner >= 0:
                 depth += 1
-            elif ch == "]":
-                depth -= 1
-                if depth == 0:
-                    close_at = k
-                    break
-            k += 1
+                k = inner + 1
+                continue
+            depth -= 1
+            if depth == 0:
+                close_at = close
+                break
+            k = close + 1
         if close_at < 0:
             break  # truncated value: drop it
         if key and len(key) <= 64:

@@ -468,6 +468,8 @@ class SimMiner(EventDrivenSim):
         self._chip_mw = [rng.randint(280, 340) for _ in range(n)]
 
         level = spec.level(start_level) if start_level else spec.top_level
+        self._level_cache: dict[tuple[int, int], Level] = {}
+        self._mm_plan_cache: list[tuple[str, str]] | None = None
         self._workmode = level.workmode
         self._worklevel = level.worklevel
         self._fan_set: int = -1  # -1 automatic
@@ -555,11 +557,16 @@ class SimMiner(EventDrivenSim):
         return self._cur_level()
 
     def _cur_level(self) -> Level:
+        key = (self._workmode, self._worklevel)
+        cached = self._level_cache.get(key)
+        if cached is not None:
+            return cached
         lv = self.spec.level_for(self._workmode, self._worklevel)
-        if lv is not None:
-            return lv
-        same = [x for x in self.spec.levels if x.workmode == self._workmode]
-        return same[0] if same else self.spec.bottom_level
+        if lv is None:
+            same = [x for x in self.spec.levels if x.workmode == self._workmode]
+            lv = same[0] if same else self.spec.bottom_level
+        self._level_cache[key] = lv
+        return lv
 
     @property
     def level_name(self) -> str:
@@ -1112,37 +1119,45 @@ class SimMiner(EventDrivenSim):
         wobble = 1.0 + 0.015 * math.sin(2 * math.pi * t / 61.0 + self._wobble_phase)
         return nominal * self._work_fraction(t) * wobble
 
-    def _airflow_fraction(self) -> float:
-        return max(MIN_AIRFLOW_FRACTION, self._fan_pct() / 100.0)
-
     def _fan_pct(self) -> int:
         if self._phase not in (Phase.INIT, Phase.WORK):
             return 0
-        guard = self._fan_needed(self.spec.chip_temp_limit_c)
+        return self._fan_pct_at(self._wall_at(self._t) * self.spec.psu_efficiency)
+
+    def _fan_pct_at(self, dc: float) -> int:
+        guard = self._fan_needed(self.spec.chip_temp_limit_c, dc)
         if self._fan_set != -1:
             return max(self._fan_set, guard)  # over-temperature guard (assumed) overrides a low fixed fan
-        return max(guard, self._fan_needed(self._chip_target_c()))
+        return max(guard, self._fan_needed(self._chip_target_c(), dc))
 
     def _chip_target_c(self) -> int:
         """TarT: the level's chip target, or the `target-temp` override."""
         return self._target_c if self._target_c is not None else self._cur_level().chip_target_c
 
-    def _fan_needed(self, chip_c: float) -> int:
-        """Duty that holds the chips at `chip_c` at the present power and inlet (clamped 15-100 %)."""
-        dc = self._wall_at(self._t) * self.spec.psu_efficiency
+    def _fan_needed(self, chip_c: float, dc: float) -> int:
+        """Duty that holds the chips at `chip_c` at `dc` watts and the present inlet (clamped 15-100 %)."""
         headroom = chip_c - self._inlet
         if headroom <= 1.0:
             return self.spec.fan_max_pct
         pct = 100.0 * dc * self._r_chip / headroom
         return round(min(self.spec.fan_max_pct, max(self.spec.fan_min_pct, pct)))
 
+    def _thermal_eq(self) -> tuple[float, float]:
+        """Where the chips and the outlet air are heading at the present power, fan and inlet."""
+        wall = self._wall_at(self._t)
+        if self._phase in (Phase.INIT, Phase.WORK):
+            dc = wall * self.spec.psu_efficiency
+            airflow = max(MIN_AIRFLOW_FRACTION, self._fan_pct_at(dc) / 100.0)
+        else:
+            dc, airflow = 0.0, MIN_AIRFLOW_FRACTION
+        flow_m3s = self.profile.airflow_m3h_max / 3600.0 * airflow
+        return self._inlet + dc * self._r_chip / airflow, self._inlet + wall / (AIR_RHO_CP * flow_m3s)
+
     def _chip_target_eq(self) -> float:
-        dc = self._wall_at(self._t) * self.spec.psu_efficiency if self._phase in (Phase.INIT, Phase.WORK) else 0.0
-        return self._inlet + dc * self._r_chip / self._airflow_fraction()
+        return self._thermal_eq()[0]
 
     def _outlet_eq(self) -> float:
-        flow_m3s = self.profile.airflow_m3h_max / 3600.0 * self._airflow_fraction()
-        return self._inlet + self._wall_at(self._t) / (AIR_RHO_CP * flow_m3s)
+        return self._thermal_eq()[1]
 
     def _advance(self, t_end: float) -> None:
         """Integrate the lags and the hashing counters from self._t to t_end within one phase."""
@@ -1161,11 +1176,12 @@ class SimMiner(EventDrivenSim):
                 self._lw += int(dt_total * 230)
             self._track_hashing(ghs_mean, dt_total, t_end)
             self._t = t_end
-            self._chip = self._chip_target_eq()
-            self._outlet = self._outlet_eq()
+            self._chip, self._outlet = self._thermal_eq()
             return
+        # Constant targets: one exact exponential step is as good as many small ones (the ±1 % wobble aside).
+        max_step = dt_total if steady else PHYSICS_STEP_S
         while self._t < t_end:
-            step = min(PHYSICS_STEP_S, t_end - self._t)
+            step = min(max_step, t_end - self._t)
             mid = self._t + step / 2
             ghs = self._ghs_at(mid)
             if self._phase == Phase.WORK:
@@ -1174,8 +1190,7 @@ class SimMiner(EventDrivenSim):
                 self._lw += int(step * 230)
             self._track_hashing(ghs, step, self._t + step)
             self._t += step
-            chip_eq = self._chip_target_eq()
-            out_eq = self._outlet_eq()
+            chip_eq, out_eq = self._thermal_eq()
             self._chip += (chip_eq - self._chip) * (1.0 - math.exp(-step / TAU_CHIP_S))
             self._outlet += (out_eq - self._outlet) * (1.0 - math.exp(-step / TAU_OUTLET_S))
 
@@ -1200,7 +1215,7 @@ class SimMiner(EventDrivenSim):
         return data + b"\x00"
 
     def _status(self, reply: _Reply) -> dict[str, Any]:
-        status: dict[str, Any] = {"STATUS": reply.status, "When": int(self.now), "Code": reply.code, "Msg": reply.msg}
+        status: dict[str, Any] = {"STATUS": reply.status, "When": int(self._now()), "Code": reply.code, "Msg": reply.msg}
         if reply.description:
             status["Description"] = CGMINER_DESC
         return status
@@ -1262,7 +1277,7 @@ class SimMiner(EventDrivenSim):
         w = self._ghs_windows
         return {
             "MHS av": round(avg, 2),
-            "MHS 5s": round(self.ghs * 1000.0, 2),
+            "MHS 5s": round(self._ghs_at(self._t) * 1000.0, 2),
             "MHS 1m": round(w[60.0] * 1000.0, 2),
             "MHS 5m": round(w[300.0] * 1000.0, 2),
             "MHS 15m": round(w[900.0] * 1000.0, 2),
@@ -1351,7 +1366,7 @@ class SimMiner(EventDrivenSim):
             "Last Valid Work": self._last_valid_work(),
             "Device Hardware%": 0.0,
             "Device Rejected%": 0.2007,
-            "Device Elapsed": int(self.uptime_s),
+            "Device Elapsed": int(self._uptime()),
         }
         return _Reply("S", 9, "1 ASC(s)", [("DEVS", [item])])
 
@@ -1364,7 +1379,7 @@ class SimMiner(EventDrivenSim):
             "Priority": 0,
             "Quota": 1,
             "Long Poll": "N",
-            "Getworks": int(self.uptime_s) // 56,
+            "Getworks": int(self._uptime()) // 56,
             "Accepted": sh["Accepted"],
             "Rejected": sh["Rejected"],
             "Works": self._lw // 170,
@@ -1466,10 +1481,10 @@ class SimMiner(EventDrivenSim):
         return _Reply("S", 70, "CGMiner stats", [("STATS", items)])
 
     def _cg_elapsed(self) -> int:
-        return max(0, int(self.uptime_s) - self.profile.mm_elapsed_lead_s)
+        return max(0, int(self._uptime()) - self.profile.mm_elapsed_lead_s)
 
     def _pool_stats(self) -> dict[str, Any]:
-        recv = 23 * int(self.uptime_s) + 1000
+        recv = 23 * int(self._uptime()) + 1000
         return {
             "STATS": 1,
             "ID": "POOL0",
@@ -1510,12 +1525,12 @@ class SimMiner(EventDrivenSim):
         return [f"PVT_T0[{temps}]", f"PVT_V0[{volts}]", f"MW0[{works}]"]
 
     def _ps_string(self) -> str:
-        wall = round(self.wall_w)
+        wall = round(self._wall_at(self._t))
         powered = self._phase in (Phase.INIT, Phase.WORK)
         top = self.spec.top_level.wall_w
         volts = self.profile.hash_v_top * (0.85 + 0.15 * self._cur_level().wall_w / top)
         setpoint = round(volts * 100) + 2
-        dc = round(self.dc_w)
+        dc = round(self._dc_now())
         if self.profile.ps_layout == "nano3":
             # Nano 3 (MM318): PS[0 0 0 3 2792 89 324] at MPO 90. No field is watts (miner-sentinel#16); the
             # meaning of [3..6] is undocumented, so only the shape is reproduced: small [3], a ~2.8 V-ish [4],
@@ -1561,7 +1576,7 @@ class SimMiner(EventDrivenSim):
             "MEMFREE": lambda: str(64000 + (self._seed * 37) % 4000),
             "NETFAIL": lambda: "0 0 0 0 0 0 0 0",
             "SYSTEMSTATU": lambda: f"Work: {state}, Hash Board: 1",
-            "Elapsed": lambda: str(int(self.uptime_s)),
+            "Elapsed": lambda: str(int(self._uptime())),
             "BOOTBY": lambda: self._bootby,
             "LW": lambda: str(self._lw),
             "MH": lambda: "0",
@@ -1587,10 +1602,10 @@ class SimMiner(EventDrivenSim):
             "FanR": lambda: f"{self._fan_pct()}%",
             "SoftOffTime": lambda: str(self._soft_off_shown),
             "SoftOnTime": lambda: str(self._soft_on_shown),
-            "Filter": lambda: str(int((self.uptime_s - self._filter_from) // 2)),
+            "Filter": lambda: str(int((self._uptime() - self._filter_from) // 2)),
             "PS": self._ps_string,
             "PCOMM_E": lambda: "0",
-            "GHSspd": lambda: f"{self.ghs:.2f}",
+            "GHSspd": lambda: f"{self._ghs_at(self._t):.2f}",
             "DHspd": lambda: "1.768%" if working else "0.000%",
             "GHSmm": lambda: f"{nominal_mm:.2f}",
             "GHSavg": lambda: f"{avg_ghs:.2f}",
@@ -1616,42 +1631,61 @@ class SimMiner(EventDrivenSim):
             "ATA": lambda: f"{mpo}-{tart}-{voltcmd}-{int(280 + 150 * level.wall_w / top)}-20",
         }
 
+    # Reply building runs after `handle` has brought the physics up to date: read the state, do not update again.
+    def _uptime(self) -> float:
+        return max(0.0, self._t - self._boot_at)
+
+    def _now(self) -> float:
+        return self._t + self.clock_skew_s
+
+    def _dc_now(self) -> float:
+        if self._phase not in (Phase.INIT, Phase.WORK):
+            return 0.0
+        return self._wall_at(self._t) * self.spec.psu_efficiency
+
     def _mpo(self) -> int:
         """MPO[]: the level's rated watts (the DC rating on the Q, where the wall reads higher)."""
         level = self._cur_level()
         return self.profile.mpo_w.get(level.name, round(level.wall_w))
 
+    def _mm_plan(self) -> list[tuple[str, str]]:
+        """The layout resolved once: ("lit", token) for fixed tokens, (placeholder or key, shown name) otherwise."""
+        if self._mm_plan_cache is None:
+            static = self.profile.static_tokens
+            plan: list[tuple[str, str]] = []
+            for key in self.profile.mm_layout:
+                if key == "NonceMask":
+                    plan.append(("lit", f"Nonce Mask[{static['NonceMask']}]"))
+                elif key in static and key not in ("FANS", "CHIPS", "ATA"):
+                    plan.append(("lit", f"{key}[{static[key]}]"))
+                elif key == "ATA" and self.profile.ata_records:
+                    records = sorted(self.profile.ata_records.items())
+                    plan.append(("lit", " ".join(f"ATA{i}[{rec}]" for i, rec in records)))
+                else:
+                    plan.append((key, "Limitemp" if key == "LIMITEMP" else key))
+            self._mm_plan_cache = plan
+        return self._mm_plan_cache
+
     def mm_string(self, *, lite: bool = False) -> str:
         """The body of the MM ID0 value: `Key[value]` tokens in the model's order."""
         values = self._mm_values(lite)
-        static = self.profile.static_tokens
         tokens: list[str] = []
-        for key in self.profile.mm_layout:
-            if key == "FANS":
+        for key, shown in self._mm_plan():
+            if key == "lit":
+                tokens.append(shown)
+            elif key == "FANS":
                 rpm = round(self.profile.fan_rpm_max * self._fan_pct() / 100.0)
                 tokens.extend(
                     f"Fan{i}[{max(0, rpm + (i - 1) * 7 - 7) if rpm else 0}]" for i in range(1, self.spec.fans + 1)
                 )
-                continue
-            if key == "CHIPS":
+            elif key == "CHIPS":
                 if not lite and not self.profile.hbinfo:
                     tokens.extend(self._chip_tokens())
-                continue
-            if key == "ATA":
-                if self.profile.ata_records:
-                    tokens.extend(f"ATA{i}[{rec}]" for i, rec in sorted(self.profile.ata_records.items()))
-                else:
-                    tokens.append(f"ATA{self._workmode}[{values['ATA']()}]")
-                continue
-            if key == "NonceMask":
-                tokens.append(f"Nonce Mask[{static['NonceMask']}]")
-                continue
-            if key in static:
-                tokens.append(f"{key}[{static[key]}]")
-                continue
-            getter = values.get(key)
-            value = getter() if getter else "0"
-            if value is None:
-                continue
-            tokens.append(f"{'Limitemp' if key == 'LIMITEMP' else key}[{value}]")
+            elif key == "ATA":
+                tokens.append(f"ATA{self._workmode}[{values['ATA']()}]")
+            else:
+                getter = values.get(key)
+                value = getter() if getter else "0"
+                if value is not None:
+                    tokens.append(f"{shown}[{value}]")
         return " ".join(tokens)
