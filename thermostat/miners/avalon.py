@@ -138,6 +138,10 @@ def check_status(reply: Reply) -> Reply:
     raise Refused(reply.status, reply.code, reply.msg)
 
 
+_INT_TEXT_RE = re.compile(r"[+-]?\d{1,19}")
+_FLOAT_TEXT_RE = re.compile(r"[+-]?(\d{1,30}(\.\d{0,30})?|\.\d{1,30})([eE][+-]?\d{1,3})?")
+
+
 def _to_int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -147,7 +151,7 @@ def _to_int(value: Any) -> int | None:
         return int(value) if math.isfinite(value) else None
     if isinstance(value, str):
         text = value.strip().rstrip("%").strip()
-        if re.fullmatch(r"[+-]?\d{1,19}", text):
+        if _INT_TEXT_RE.fullmatch(text):
             return int(text)
         f = _to_float(text)
         return int(f) if f is not None else None
@@ -164,7 +168,7 @@ def _to_float(value: Any) -> float | None:
             return None
     elif isinstance(value, str):
         text = value.strip().rstrip("%").strip()
-        if not re.fullmatch(r"[+-]?(\d{1,30}(\.\d{0,30})?|\.\d{1,30})([eE][+-]?\d{1,3})?", text):
+        if not _FLOAT_TEXT_RE.fullmatch(text):
             return None
         f = float(text)
     else:
@@ -352,24 +356,22 @@ _WRAPPER_RE = re.compile(r"\s*'?[\w ]{1,32}'?\s*:\s*\{")
 
 
 _FLAT_TOKEN_RE = re.compile(r"([^\[\]]*)\[([^\[\]]*)\]")
+_FLAT_MM_RE = re.compile(r"(?:[^\[\]]*\[[^\[\]]*\])*[^\]]*")  # tokens without nesting, then a tail without ']'
 
 
 def _parse_flat_mm(text: str) -> dict[str, str] | None:
     """The common case, at C speed: a run of `Key[value]` tokens without nested brackets.
 
     None when the string is anything else (a nested bracket, a stray ']'): the careful scanner decides then.
-    Same result as the scanner: keys stripped, empty or over-long keys skipped, a truncated tail dropped."""
-    out: dict[str, str] = {}
-    pos = 0
-    for match in _FLAT_TOKEN_RE.finditer(text):
-        if match.start() != pos:
-            return None
-        pos = match.end()
-        key = match.group(1).strip()
-        if key and len(key) <= 64:
-            out[key] = match.group(2)
-    if "]" in text[pos:]:
+    Same result as the scanner: keys stripped, empty or over-long keys skipped, a truncated tail dropped.
+    When the whole string fits `_FLAT_MM_RE` its tokens are contiguous, so `findall` sees each one in order."""
+    if _FLAT_MM_RE.fullmatch(text) is None:
         return None
+    out: dict[str, str] = {}
+    for raw_key, value in _FLAT_TOKEN_RE.findall(text):
+        key = raw_key.strip()
+        if key and len(key) <= 64:
+            out[key] = value
     return out
 
 

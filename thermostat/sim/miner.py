@@ -1021,8 +1021,15 @@ class SimMiner(EventDrivenSim):
     # ------------------------------------------------------------------ events and physics
 
     def _next_event(self) -> tuple[float, Callable[[], None]] | None:
-        cands: list[tuple[float, Callable[[], None]]] = []
         p = self._phase
+        if (
+            (p in (Phase.IDLE, Phase.FAULT) or (p == Phase.WORK and self._calibrated))
+            and self._reboot_at is None
+            and self._soft_off_at is None
+            and self._soft_on_at is None
+        ):
+            return None  # settled, nothing scheduled: the common case, answered without building the list
+        cands: list[tuple[float, Callable[[], None]]] = []
         if p == Phase.DEAD and self._power_back_at is not None:
             cands.append((self._power_back_at, lambda: self._restart(power_loss=True)))
         if p == Phase.BOOT:
