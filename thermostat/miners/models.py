@@ -200,7 +200,7 @@ def model_from_version(model: str | None, prod: str | None = None, hwtype: str |
             return spec
         if prod is not None and prod.strip().lower() == spec.version_prod.lower():
             return spec
-        if hwtype is not None and hwtype.strip().upper() == spec.hwtype:
+        if hwtype is not None and hwtype.strip().upper() == spec.hwtype.upper():
             return spec
     return None
 

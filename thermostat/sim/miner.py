@@ -1222,7 +1222,9 @@ class SimMiner(EventDrivenSim):
         return data + b"\x00"
 
     def _status(self, reply: _Reply) -> dict[str, Any]:
-        status: dict[str, Any] = {"STATUS": reply.status, "When": int(self._now()), "Code": reply.code, "Msg": reply.msg}
+        status: dict[str, Any] = {
+            "STATUS": reply.status, "When": int(self._now()), "Code": reply.code, "Msg": reply.msg
+        }
         if reply.description:
             status["Description"] = CGMINER_DESC
         return status
@@ -1316,7 +1318,6 @@ class SimMiner(EventDrivenSim):
 
     def _r_summary(self) -> _Reply:
         mhs = self._mhs()
-        avg = mhs["MHS av"]
         sh = self._shares()
         elapsed = self._cg_elapsed()
         item: dict[str, Any] = {
