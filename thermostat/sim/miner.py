@@ -44,8 +44,25 @@ in ../shared/reference/miner-samples/):
   calibration), 0.00 otherwise; GHSavg is the average over hashing time (it stays high in standby,
   like the real units); GHSmm is the nominal of the last work mode (also stays high).
 
-Not modelled: pools (pool-changing commands are refused with E/45 and change nothing), the
-multi-command form ``a+b``, thermal shutdown, voltage/frequency tuning.
+* The API as the captures show it (issue 16): joined commands ``pools+estats+devs`` in the JSON form
+  answer one object holding each command's whole reply list (cgminer API >= 3.1; a command with a
+  parameter gets E/45 in its slot); ``check CMD`` (S/72 Exists/Access; Canaan allows everything, so
+  Access follows Exists), ``coin`` (S/78), ``lockstats``; E/14 ``Invalid command`` carries no
+  Description. ``ascset`` knows exactly the options of the model's own ``ascset|0,help`` list (an
+  option not listed, such as ``led`` on the Q, is ``Unknown option``); LED ring (``ledset`` answers
+  I/118 "led set ok" in day mode, ``ledmode``, ``nightlamp``), display, ``target-temp`` (until the next
+  mode change), ``limittemp``, ``filter-clean``, ``solo-allowed``, ``time get`` act plausibly; the factory
+  and tuning knobs ask for their value, then decline.
+* Counters like the captures: MHS 1m/5m/15m decay exponentially toward the present rate (a Q 6,000 s
+  after its soft off reads 1m 0, 5m < 1, 15m a thousandth of the average, as the real one); Diff1
+  Work = hashed GH / 4.295 and shares at the pool difficulty of the profile; the Q's ``Last Share
+  Time`` is cgminer uptime at the last share (frozen in standby), an epoch on the others. MPO is the
+  profile's figure (the Q's DC rating: 1600 in Super while PS[6] reads 1670 at the wall).
+* The Nano 3 (MM318 firmware): no SYSTEMSTATU/WORKMODE, Temp[] for case air, every ATA record,
+  DNA[0000000000000000] with the unit id in HDNA, a PS[] with no watts in it (nano3-estats.txt).
+
+Not modelled: pools (pool-changing commands are refused with E/45 and change nothing), thermal
+shutdown, voltage/frequency tuning, the `time` command.
 """
 
 from __future__ import annotations
@@ -72,7 +89,7 @@ AIR_RHO_CP = 1200.0  # volumetric heat capacity of air, J/(m³·K)
 MIN_AIRFLOW_FRACTION = 0.15  # natural convection + chimney effect with fans stopped (fraction of max airflow)
 INIT_POWER_FRACTION = 0.5  # share of the level's watts reached at the end of Init
 WOBBLE = 0.01  # ±1 % deterministic variation of the work power (real PS[6] reads 808-839 W on a Mini 3)
-PHYSICS_STEP_S = 5.0  # integration sub-step (s)
+PHYSICS_STEP_S = 5.0  # integration sub-step (s) while power ramps; a settled phase takes one exact exponential step
 SETTLE_S = 600.0  # after this long in one phase the lags are settled: jump to the end
 REF_INLET_C = 25.0  # inlet temperature at which `fan_ref_pct` holds TarT on the top level
 CGMINER_DESC = "cgminer 4.11.1"
