@@ -49,6 +49,7 @@ def test_the_real_capture_reads_mpo_watts_not_ps6() -> None:
     assert (snap.workmode, snap.worklevel) == (0, 1)  # WORKMODE[] is absent: the one mode
     assert NANO3.level_for(snap.workmode, snap.worklevel) is NANO3.level("mid")
     assert snap.hashrate_ths == pytest.approx(2.63098) and snap.chip_target_c == 85 and snap.calibrated
+    assert snap.inlet_temp_c is None  # Temp[38] is case air (OTemp 41, chips 85), not the room
 
 
 def test_a_level_is_set_by_worklevel_alone() -> None:

@@ -586,6 +586,8 @@ def parse_stats(reply: Reply) -> Snapshot:
         workmode = 0  # a model with one work mode reports only WORKLEVEL (Nano 3)
 
     inlet = _temp(mm.get("ITemp")) if "ITemp" in mm else _temp(mm.get("Temp"))
+    if spec is not None and not spec.inlet_sensor:
+        inlet = None  # no room-air sensor: the Nano 3S says -273, the Nano 3's Temp[] is air inside its case
     outlet = _temp(mm.get("OTemp")) if "OTemp" in mm else _temp(mm.get("HBOTemp"))
     board = _temp(mm.get("HBTemp")) if "HBTemp" in mm else _temp(mm.get("HBITemp"))
 
