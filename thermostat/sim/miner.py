@@ -696,7 +696,7 @@ class SimMiner(EventDrivenSim):
         self.update()
         text = request.decode("utf-8", errors="replace").strip().strip("\x00").strip()
         self.commands_log.append((self._t, text))
-        if not self.reachable:
+        if self._phase in (Phase.DEAD, Phase.BOOT):  # unreachable (see `reachable`), already up to date
             return None
         try:
             as_json, command, param = parse_request(text)
@@ -1575,7 +1575,7 @@ class SimMiner(EventDrivenSim):
 
     def _mm_values(self, lite: bool) -> dict[str, Callable[[], str | None]]:
         spec = self.spec
-        state = self.state
+        state = _STATE_TEXT[self._phase]
         working = self._phase == Phase.WORK
         chip = self._chip if self._phase in (Phase.INIT, Phase.WORK) else 0.0
         avg_ghs = self._hashed_gh / self._hash_time if self._hash_time > 0 else 0.0
