@@ -62,7 +62,7 @@ in ../shared/reference/miner-samples/):
   DNA[0000000000000000] with the unit id in HDNA, a PS[] with no watts in it (nano3-estats.txt).
 
 Not modelled: pools (pool-changing commands are refused with E/45 and change nothing), thermal
-shutdown, voltage/frequency tuning, the `time` command.
+shutdown, voltage/frequency tuning, the top-level `time` command of Canaan's table (no capture of its reply: E/14 here).
 """
 
 from __future__ import annotations
@@ -410,7 +410,7 @@ _STATE_NUM = {"In Init": 0, "In Work": 1, "In Idle": 2, "In Fault": 3}
 _POOL_COMMANDS = frozenset(
     {"setpool", "addpool", "removepool", "switchpool", "enablepool", "disablepool", "poolpriority", "poolquota"}
 )
-_JOIN_DENIED = frozenset({"ascset", "check", "time"})  # commands with parameters cannot be joined
+_JOIN_DENIED = frozenset({"ascset", "check"})  # commands with parameters cannot be joined
 _SOFT_TS = re.compile(r"^\s*\d+\s*:\s*(\d+)\s*$")
 _INT = re.compile(r"^\s*-?\d+\s*$")
 
