@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -273,8 +274,11 @@ def test_requests_for_each_kind() -> None:
         "ascset|0,softon,1:1753434757"]
     assert params(requests_for(cmd(CommandKind.REBOOT), MINI3)) == ["ascset|0,reboot,0"]
     assert str(avalon.reboot_request(300)) == "ascset|0,reboot,300"
-    assert str(avalon.led_request(Q, True)) == "ascset|0,led,1-1"
-    assert str(avalon.led_request(Q, False)) == "ascset|0,led,1-0"
+    with_led = dataclasses.replace(Q, has_locate_led=True)  # an A-series style locate LED (no home model has one)
+    assert str(avalon.led_request(with_led, True)) == "ascset|0,led,1-1"
+    assert str(avalon.led_request(with_led, False)) == "ascset|0,led,1-0"
+    with pytest.raises(Unsupported):
+        avalon.led_request(Q, True)  # the Q's own help list has no `led` (issue 16)
     assert str(avalon.lcd_request(MINI3, True)) == "ascset|0,lcd,0:1"
     assert str(avalon.lcd_request(MINI3, False)) == "ascset|0,lcd,0:0"
 
@@ -320,7 +324,7 @@ def test_other_bad_values() -> None:
         with pytest.raises(InvalidValue):
             avalon.reboot_request(bad)
     with pytest.raises(InvalidValue):
-        avalon.led_request(Q, 1)
+        avalon.led_request(dataclasses.replace(Q, has_locate_led=True), 1)
     with pytest.raises(InvalidValue):
         avalon.ascset("fan-spd", "50,reboot")
 

@@ -475,9 +475,11 @@ async def test_remote_off_holds_the_heater_in_standby_and_on_releases_it(
     await until(lambda: len(fake.miners[CODE_A].logs) >= 1, 10, "monitor data posted")
     assert len(fake.miners[CODE_A].specs) == 1 and fake.miners[CODE_A].specs[0]["model"] == "Avalon Q"
     assert fake.miners[CODE_A].logs[0]["lan_ip"] == "127.0.0.1"
-    # light on: the Q's locate LED follows
+    # light on: the Q lists no `led` in its `ascset|0,help` (issue 16), so nothing is sent to it
     fake.miners[CODE_A].light = "on"
-    await until(lambda: miner._led_on, 10, "locate LED on")
+    polled = len(fake.miners[CODE_A].logs)
+    await until(lambda: len(fake.miners[CODE_A].logs) > polled, 10, "monitor polled again")
+    assert not miner._led_on and not any(",led," in text for _t, text in miner.commands_log)
     # the operator hands it back: the thermostat heats the cold room again
     fake.miners[CODE_A].asic = "on"
     await until(lambda: not h.remote_off, 10, "remote on polled")

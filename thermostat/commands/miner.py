@@ -18,11 +18,24 @@ from thermostat.commands._argtypes import positive, tcp_port
 from thermostat.domain.actions import Command, CommandKind, OutcomeKind
 from thermostat.domain.snapshot import Snapshot
 from thermostat.domain.spec import ModelSpec
-from thermostat.miners.avalon import AUTO_FAN, REBOOT_MAX_DELAY_S, VersionInfo, reboot_request
+from thermostat.miners.avalon import (
+    AUTO_FAN,
+    REBOOT_MAX_DELAY_S,
+    Request,
+    VersionInfo,
+    decode_reply,
+    reboot_request,
+)
 from thermostat.miners.client import DEFAULT_PORT, MinerClient
 from thermostat.miners.errors import InvalidValue, MinerError, Refused, Unsupported
 from thermostat.miners.models import MODELS
 from thermostat.miners.scan import scan
+
+#: Commands `miner raw` sends: Canaan's read commands without a parameter (joinable with '+'), plus `check CMD`
+#: and `ascset 0,help`. Everything else could change the miner and is refused before any connection.
+RAW_READ_COMMANDS = ("version", "summary", "estats", "litestats", "stats", "pools", "devs", "edevs", "devdetails",
+                     "config", "lcd", "coin")
+RAW_HELP_PARAM = "0,help"
 
 EXIT_OK = 0
 EXIT_MINER = 1
@@ -59,6 +72,15 @@ def register(subparsers: Any) -> None:
     pools.add_argument("host")
     pools.add_argument("--json", action="store_true")
     pools.set_defaults(func=_run(_pools))
+
+    rawp = actions.add_parser("raw", parents=[common],
+                              help="send one read-only cgminer command and print the reply as JSON")
+    rawp.add_argument("host")
+    rawp.add_argument("raw_command", metavar="COMMAND",
+                      help=f"one of {', '.join(RAW_READ_COMMANDS)}, check, or ascset with 0,help; "
+                           "read commands may be joined with + (summary+devs)")
+    rawp.add_argument("raw_param", metavar="PARAM", nargs="?", help="check: the command to check; ascset: 0,help")
+    rawp.set_defaults(func=_run(_raw))
 
     scanp = actions.add_parser("scan", parents=[common], help="find Avalon miners in a network (at most a /16)")
     scanp.add_argument("cidr", help="e.g. 192.168.1.0/24")
@@ -248,6 +270,71 @@ async def _set(args: argparse.Namespace) -> int:
     if outcome.kind == OutcomeKind.BUSY:
         return _error(f"{client.address} busy (calibrating), retry later: {outcome.message}", EXIT_MINER)
     return _error(f"{client.address} {outcome.kind.value}: {outcome.message}", EXIT_MINER)
+
+
+# --------------------------------------------------------------------------------------------------
+# raw
+# --------------------------------------------------------------------------------------------------
+
+
+def raw_request(command: str, param: str | None) -> Request:
+    """The one request `miner raw` may send for COMMAND [PARAM]; InvalidValue for anything that is not read-only.
+
+    The request is still built through `Request`, so the engine's pool-command guard sees it like any other."""
+    name = command.strip().lower()
+    if name == "check":
+        if param is None or not param.strip():
+            raise InvalidValue("check needs the command to check, e.g. `miner raw HOST check summary`")
+        return Request("check", param.strip())
+    if name == "ascset":
+        if param is None or param.replace(" ", "") != RAW_HELP_PARAM:
+            raise InvalidValue(f"ascset changes the miner; `miner raw` sends only `ascset {RAW_HELP_PARAM}` "
+                               "(use `miner set` to change it)")
+        return Request("ascset", RAW_HELP_PARAM)
+    pieces = [p for p in name.split("+")]
+    refused = [p for p in pieces if p not in RAW_READ_COMMANDS]
+    if refused or not pieces:
+        what = ", ".join(repr(p) for p in refused) or repr(command)
+        raise InvalidValue(f"{what} is not a read-only command; `miner raw` sends only: "
+                           f"{', '.join(RAW_READ_COMMANDS)}, check CMD, ascset {RAW_HELP_PARAM}")
+    if param is not None:
+        raise InvalidValue(f"{name} takes no parameter")
+    return Request("+".join(pieces))
+
+
+async def _raw(args: argparse.Namespace) -> int:
+    request = raw_request(args.raw_command, args.raw_param)  # refused before any connection
+    client = _client(args)
+    body = await client.raw(request)
+    joined = _joined_reply(body) if "+" in request.command else None
+    if joined is not None:
+        print(json.dumps(joined, indent=2))
+        statuses = [part[0].get("STATUS", [{}])[0].get("STATUS") for key, part in joined.items()
+                    if key != "id" and isinstance(part, list) and part and isinstance(part[0], dict)]
+        return EXIT_OK if statuses and all(st in ("S", "I") for st in statuses) else EXIT_MINER
+    reply = decode_reply(body)  # MalformedReply (exit 1) for garbage
+    obj: dict[str, Any]
+    try:
+        obj = json.loads(body.split(b"\x00", 1)[0]) if reply.form == "json" else {}
+    except ValueError:
+        obj = {}
+    if not isinstance(obj, dict) or not obj:  # the text form, or JSON only our decoder could repair
+        head = {"STATUS": reply.status, "When": reply.when, "Code": reply.code, "Msg": reply.msg,
+                "Description": reply.description}
+        obj = {"STATUS": [head], **reply.sections}
+    print(json.dumps(obj, indent=2))
+    return EXIT_OK if reply.ok else EXIT_MINER
+
+
+def _joined_reply(body: bytes) -> dict[str, Any] | None:
+    """A joined (`a+b`) JSON reply: one object holding each command's reply list; None if it is not one."""
+    try:
+        obj = json.loads(body.split(b"\x00", 1)[0])
+    except ValueError:
+        return None
+    if not isinstance(obj, dict) or "STATUS" in obj:
+        return None
+    return obj
 
 
 # --------------------------------------------------------------------------------------------------

@@ -46,6 +46,9 @@ class ModelSpec:
     family: str = "avalon"  # firmware family: which wire protocol and simulator serve this model
     # Firmware names of the work modes, index = Level.workmode (LuxOS profile names); empty for Avalon.
     fw_profiles: tuple[str, ...] = ()
+    # Where a poll's wall watts come from: "ps6" = PS[6] (Mini 3, Nano 3S, Q); "mpo" = MPO[], the rated watts of
+    # the running level, for firmware whose PS[] holds no watts at all (Nano 3, avalon-api.md §3.3).
+    wall_power_source: str = "ps6"
 
     def level(self, name: str) -> Level:
         for lv in self.levels:

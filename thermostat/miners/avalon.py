@@ -138,6 +138,10 @@ def check_status(reply: Reply) -> Reply:
     raise Refused(reply.status, reply.code, reply.msg)
 
 
+_INT_TEXT_RE = re.compile(r"[+-]?\d{1,19}")
+_FLOAT_TEXT_RE = re.compile(r"[+-]?(\d{1,30}(\.\d{0,30})?|\.\d{1,30})([eE][+-]?\d{1,3})?")
+
+
 def _to_int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -147,7 +151,7 @@ def _to_int(value: Any) -> int | None:
         return int(value) if math.isfinite(value) else None
     if isinstance(value, str):
         text = value.strip().rstrip("%").strip()
-        if re.fullmatch(r"[+-]?\d{1,19}", text):
+        if _INT_TEXT_RE.fullmatch(text):
             return int(text)
         f = _to_float(text)
         return int(f) if f is not None else None
@@ -164,7 +168,7 @@ def _to_float(value: Any) -> float | None:
             return None
     elif isinstance(value, str):
         text = value.strip().rstrip("%").strip()
-        if not re.fullmatch(r"[+-]?(\d{1,30}(\.\d{0,30})?|\.\d{1,30})([eE][+-]?\d{1,3})?", text):
+        if not _FLOAT_TEXT_RE.fullmatch(text):
             return None
         f = float(text)
     else:
@@ -351,6 +355,26 @@ def decode_reply(raw: bytes) -> Reply:
 _WRAPPER_RE = re.compile(r"\s*'?[\w ]{1,32}'?\s*:\s*\{")
 
 
+_FLAT_TOKEN_RE = re.compile(r"([^\[\]]*)\[([^\[\]]*)\]")
+_FLAT_MM_RE = re.compile(r"(?:[^\[\]]*\[[^\[\]]*\])*[^\]]*")  # tokens without nesting, then a tail without ']'
+
+
+def _parse_flat_mm(text: str) -> dict[str, str] | None:
+    """The common case, at C speed: a run of `Key[value]` tokens without nested brackets.
+
+    None when the string is anything else (a nested bracket, a stray ']'): the careful scanner decides then.
+    Same result as the scanner: keys stripped, empty or over-long keys skipped, a truncated tail dropped.
+    When the whole string fits `_FLAT_MM_RE` its tokens are contiguous, so `findall` sees each one in order."""
+    if _FLAT_MM_RE.fullmatch(text) is None:
+        return None
+    out: dict[str, str] = {}
+    for raw_key, value in _FLAT_TOKEN_RE.findall(text):
+        key = raw_key.strip()
+        if key and len(key) <= 64:
+            out[key] = value
+    return out
+
+
 def parse_mm_string(text: str) -> dict[str, str]:
     """`Key[value] Key[value] ...` → {Key: value}.
 
@@ -366,6 +390,12 @@ def parse_mm_string(text: str) -> dict[str, str]:
         text = text[match.end() :].rstrip()
         if text.endswith("}"):
             text = text[:-1]
+    fast = _parse_flat_mm(text)
+    return fast if fast is not None else _scan_mm(text)
+
+
+def _scan_mm(text: str) -> dict[str, str]:
+    """The careful scanner behind `parse_mm_string`: brackets may nest, a truncated tail is dropped."""
     out: dict[str, str] = {}
     pos, n = 0, len(text)
     while pos < n:
@@ -373,18 +403,23 @@ def parse_mm_string(text: str) -> dict[str, str]:
         if open_at < 0:
             break
         key = text[pos:open_at].strip()
-        depth, k = 0, open_at
+        # the matching ']' (brackets may nest): jump from bracket to bracket with str.find, not char by char
+        depth, k = 1, open_at + 1
         close_at = -1
-        while k < n:
-            ch = text[k]
-            if ch == "[":
+        while True:
+            close = text.find("]", k)
+            if close < 0:
+                break
+            inner = text.find("[", k, close)
+            if inner >= 0:
                 depth += 1
-            elif ch == "]":
-                depth -= 1
-                if depth == 0:
-                    close_at = k
-                    break
-            k += 1
+                k = inner + 1
+                continue
+            depth -= 1
+            if depth == 0:
+                close_at = close
+                break
+            k = close + 1
         if close_at < 0:
             break  # truncated value: drop it
         if key and len(key) <= 64:
@@ -531,7 +566,10 @@ def parse_stats(reply: Reply) -> Snapshot:
         firmware = stamp.group(0) if stamp else None
 
     ps = [_to_float(p) for p in mm.get("PS", "").split()]
-    power_w = ps[6] if len(ps) > 6 else None
+    if spec is not None and spec.wall_power_source == "mpo":
+        power_w = _to_float(mm.get("MPO"))  # PS[] holds no watts on this firmware (Nano 3)
+    else:
+        power_w = ps[6] if len(ps) > 6 else None
     # PS[4] is DC watts to the hash board on Mini 3 / Q. The Nano 3S layout has PS[1] = PS[4] = 0
     # (PS[2] in mV), so there PS[4] is not a power reading.
     dc_power_w = ps[4] if len(ps) > 4 and ps[1] not in (None, 0.0) else None
@@ -543,7 +581,13 @@ def parse_stats(reply: Reply) -> Snapshot:
     if uptime is None:
         uptime = _to_int(entry.get("Elapsed"))
 
+    workmode = _to_int(mm.get("WORKMODE"))
+    if workmode is None and "WORKMODE" not in mm and spec is not None and spec.max_workmode == 0:
+        workmode = 0  # a model with one work mode reports only WORKLEVEL (Nano 3)
+
     inlet = _temp(mm.get("ITemp")) if "ITemp" in mm else _temp(mm.get("Temp"))
+    if spec is not None and not spec.inlet_sensor:
+        inlet = None  # no room-air sensor: the Nano 3S says -273, the Nano 3's Temp[] is air inside its case
     outlet = _temp(mm.get("OTemp")) if "OTemp" in mm else _temp(mm.get("HBOTemp"))
     board = _temp(mm.get("HBTemp")) if "HBTemp" in mm else _temp(mm.get("HBITemp"))
 
@@ -552,7 +596,7 @@ def parse_stats(reply: Reply) -> Snapshot:
         model=spec.key if spec else None,
         firmware=firmware,
         dna=_str_or_none(mm.get("DNA")),
-        workmode=_to_int(mm.get("WORKMODE")),
+        workmode=workmode,
         worklevel=_to_int(mm.get("WORKLEVEL")),
         power_w=power_w,
         dc_power_w=dc_power_w,
@@ -613,6 +657,8 @@ def level_requests(spec: ModelSpec, level: object) -> list[Request]:
         raise InvalidValue(f"{spec.display}: no worklevel range for workmode {mode}")
     lo, hi = spec.worklevel_range[mode]
     wl = _checked_int("worklevel", lv.worklevel, lo, hi)
+    if spec.max_workmode == 0:
+        return [ascset("worklevel", "set", wl)]  # one work mode: the level is all there is (Nano 3)
     return [ascset("workmode", "set", mode), ascset("worklevel", "set", wl)]
 
 

@@ -66,6 +66,41 @@ NANO3S = ModelSpec(
     nominal_ths={"low": 3.5, "mid": 5.0, "high": 6.6},
 )
 
+NANO3 = ModelSpec(
+    key="nano3",
+    display="Avalon Nano 3",
+    # `version` of the older MM318 firmware (pyasic#199): PROD Avalon0o, MODEL 0o3, HWTYPE PMMv1_X1.
+    version_model="0o3",
+    version_prod="Avalon0o",
+    hwtype="PMMv1_X1",
+    ver_prefix="nano3",  # estats Ver[nano3-24071801_42c628d] (miner-samples/nano3-estats.txt)
+    stats_key="MM ID0",
+    stats_wrapped=False,
+    has_standby=False,  # assumed: no softoff/softon in any Nano source (like the Nano 3S, avalon-api.md §3.5)
+    has_locate_led=False,
+    has_lcd=False,  # an LED ring (Led[1]) and no LcdOnoff[] in the capture
+    fans=1,
+    # One work mode; WORKLEVEL carries Low/Mid/High and WORKMODE[] is absent (capture; [EXG] _parse_stats_nano3).
+    # Watts are the firmware's MPO per level (ATA0/1/2 first fields 60/90/125 in the capture); a user measured
+    # 60/80/100 W at the wall (miner-sentinel#16), so Mid and High may read up to 25 W high.
+    levels=(
+        Level("low", "Low", 0, 0, 60.0, 80, "firmware: ATA0 MPO 60 (capture); user measured 60 W at the wall"),
+        Level("mid", "Mid", 0, 1, 90.0, 85, "firmware: MPO[90] at WORKLEVEL 1 (capture); user measured 80 W"),
+        Level("high", "High", 0, 2, 125.0, 90, "firmware: ATA2 MPO 125 (capture); user measured 100 W"),
+    ),
+    max_workmode=0,
+    worklevel_range={0: (0, 2)},
+    standby_wall_w=0.0,  # no standby: a smart plug cuts it to zero
+    chip_temp_limit_c=100.0,
+    # Temp[38] with OTemp[41] while the chips run at 85 °C: Temp[] reads air inside the case, not the room.
+    inlet_sensor=False,
+    total_asics=10,  # TA[10]
+    # PS[0 0 0 3 2792 89 324]: PS[6]=324 at MPO 90 is no wall power (miner-sentinel#16, PR #21): use MPO[].
+    wall_power_source="mpo",
+    # GHSspd 2631, GHSmm 3204 in Mid (capture); Low/High scaled by MPO (assumed).
+    nominal_ths={"low": 1.75, "mid": 2.63, "high": 3.65},
+)
+
 Q = ModelSpec(
     key="q",
     display="Avalon Q",
@@ -76,7 +111,7 @@ Q = ModelSpec(
     stats_key="MM ID0:Summary",
     stats_wrapped=True,
     has_standby=True,
-    has_locate_led=True,
+    has_locate_led=False,  # its live `ascset|0,help` has no `led` (asic-rs ascset_help.json; issue 16)
     has_lcd=True,
     fans=4,
     levels=(
@@ -87,6 +122,7 @@ Q = ModelSpec(
     max_workmode=2,
     worklevel_range={0: (0, 0), 1: (0, 0), 2: (0, 0)},
     standby_wall_w=17.0,  # a Q standby sample reads PS[6]=17
+    psu_efficiency=0.957,  # measured: PS[4]/PS[6] = 1598/1670 in Super (asic-rs sample)
     chip_temp_limit_c=95.0,
     total_asics=160,
     nominal_ths={"eco": 50.0, "standard": 75.0, "super": 96.8},
@@ -154,7 +190,7 @@ BRAIINS_S19 = ModelSpec(
     family="braiins",
 )
 
-MODELS: dict[str, ModelSpec] = {m.key: m for m in (MINI3, NANO3S, Q, LUXOS_S21, BRAIINS_S19)}
+MODELS: dict[str, ModelSpec] = {m.key: m for m in (MINI3, NANO3S, NANO3, Q, LUXOS_S21, BRAIINS_S19)}
 
 
 def model_from_version(model: str | None, prod: str | None = None, hwtype: str | None = None) -> ModelSpec | None:
@@ -164,7 +200,7 @@ def model_from_version(model: str | None, prod: str | None = None, hwtype: str |
             return spec
         if prod is not None and prod.strip().lower() == spec.version_prod.lower():
             return spec
-        if hwtype is not None and hwtype.strip().upper() == spec.hwtype:
+        if hwtype is not None and hwtype.strip().upper() == spec.hwtype.upper():
             return spec
     return None
 

@@ -44,8 +44,25 @@ in ../shared/reference/miner-samples/):
   calibration), 0.00 otherwise; GHSavg is the average over hashing time (it stays high in standby,
   like the real units); GHSmm is the nominal of the last work mode (also stays high).
 
-Not modelled: pools (pool-changing commands are refused with E/45 and change nothing), the
-multi-command form ``a+b``, thermal shutdown, voltage/frequency tuning.
+* The API as the captures show it (issue 16): joined commands ``pools+estats+devs`` in the JSON form
+  answer one object holding each command's whole reply list (cgminer API >= 3.1; a command with a
+  parameter gets E/45 in its slot); ``check CMD`` (S/72 Exists/Access; Canaan allows everything, so
+  Access follows Exists), ``coin`` (S/78), ``lockstats``; E/14 ``Invalid command`` carries no
+  Description. ``ascset`` knows exactly the options of the model's own ``ascset|0,help`` list (an
+  option not listed, such as ``led`` on the Q, is ``Unknown option``); LED ring (``ledset`` answers
+  I/118 "led set ok" in day mode, ``ledmode``, ``nightlamp``), display, ``target-temp`` (until the next
+  mode change), ``limittemp``, ``filter-clean``, ``solo-allowed``, ``time get`` act plausibly; the factory
+  and tuning knobs ask for their value, then decline.
+* Counters like the captures: MHS 1m/5m/15m decay exponentially toward the present rate (a Q 6,000 s
+  after its soft off reads 1m 0, 5m < 1, 15m a thousandth of the average, as the real one); Diff1
+  Work = hashed GH / 4.295 and shares at the pool difficulty of the profile; the Q's ``Last Share
+  Time`` is cgminer uptime at the last share (frozen in standby), an epoch on the others. MPO is the
+  profile's figure (the Q's DC rating: 1600 in Super while PS[6] reads 1670 at the wall).
+* The Nano 3 (MM318 firmware): no SYSTEMSTATU/WORKMODE, Temp[] for case air, every ATA record,
+  DNA[0000000000000000] with the unit id in HDNA, a PS[] with no watts in it (nano3-estats.txt).
+
+Not modelled: pools (pool-changing commands are refused with E/45 and change nothing), thermal
+shutdown, voltage/frequency tuning, the top-level `time` command of Canaan's table (no capture of its reply: E/14 here).
 """
 
 from __future__ import annotations
@@ -72,10 +89,13 @@ AIR_RHO_CP = 1200.0  # volumetric heat capacity of air, J/(m³·K)
 MIN_AIRFLOW_FRACTION = 0.15  # natural convection + chimney effect with fans stopped (fraction of max airflow)
 INIT_POWER_FRACTION = 0.5  # share of the level's watts reached at the end of Init
 WOBBLE = 0.01  # ±1 % deterministic variation of the work power (real PS[6] reads 808-839 W on a Mini 3)
-PHYSICS_STEP_S = 5.0  # integration sub-step (s)
+PHYSICS_STEP_S = 5.0  # integration sub-step (s) while power ramps; a settled phase takes one exact exponential step
 SETTLE_S = 600.0  # after this long in one phase the lags are settled: jump to the end
 REF_INLET_C = 25.0  # inlet temperature at which `fan_ref_pct` holds TarT on the top level
 CGMINER_DESC = "cgminer 4.11.1"
+SHARE_AGE_S = 7.0  # a hashing miner's last share is this old (shares every few seconds at pool difficulty)
+GH_PER_DIFF1 = 2**32 / 1e9  # GH of work per difficulty-1 share: Diff1 Work = hashed GH / 4.295 (Q devs sample)
+SHARE_DIFF_FRACTION = 0.79  # accepted difficulty per share / pool difficulty (vardiff; Q 414101 / 524288)
 
 # ---------------------------------------------------------------------------------------------
 # Per-model simulation data (sim-only facts; the shared model facts are in ModelSpec)
@@ -95,6 +115,12 @@ _NANO3S_LAYOUT = (
     "LW MH DHW HW DH ITemp OTemp TMax TAvg TarT FANS FanR PS GHSspd DHspd GHSmm GHSavg WU Freq MGHS MTmax "
     "MTavg TA Core BIN PING SoftOFF ECHU ECMM PLL0 SF0 CHIPS CRC COMCRC ATA WORKMODE WORKLEVEL MPO CALIALL "
     "ADJ BAR"
+)
+# Nano 3 (MM318): no SYSTEMSTATU, no WORKMODE, Temp[] instead of ITemp[], every ATA record (nano3-estats.txt)
+_NANO3_LAYOUT = (
+    "HashStatus Ver HVer DNA HDNA PFCnt NETFAIL Elapsed LW MH DHW HW DH Temp OTemp TMax TAvg TarT FANS FanR Vo PS "
+    "GHSspd DHspd GHSmm GHSavg WU Freq Led MGHS MTmax MTavg TA Core PING SoftOFF ECHU ECMM PLL0 SF0 CHIPS CRC "
+    "ATA WORKLEVEL MPO ADJ"
 )
 _Q_LAYOUT = (
     "Ver LVer BVer HashMcu0Ver FanMcuVer CPU FW DNA STATE MEMFREE NETFAIL SSID RSSI NetDevType SYSTEMSTATU "
@@ -121,6 +147,16 @@ class SimProfile:
     resumes_mining_after_restart: bool
     hbinfo: bool = False  # per-chip arrays in a separate HBinfo key (Q) instead of inside the MM string
     mm_elapsed_lead_s: int = 13  # MM Elapsed runs a little ahead of cgminer's STATS Elapsed
+    swtype: str = "MM319"
+    version_fw_keys: tuple[str, ...] = ("LVERSION", "BVERSION", "CGVERSION")
+    stats_id: str = "AVALON0"  # STATS[0] ID
+    stats_tail: tuple[tuple[str, Any], ...] = ()  # STATS[0] keys after the MM string (Nano 3: MM Count, Nonce Mask)
+    mpo_w: dict[str, int] = field(default_factory=dict)  # MPO[] per level when it is not the wall watts (Q: DC)
+    # ATA records of every level, keyed by the index shown (Nano 3 prints all three); empty: only the current one
+    ata_records: dict[int, str] = field(default_factory=dict)
+    pool_diff: float = 131072.0  # pool share difficulty: sets how many shares the hashing earns
+    share_time_counter: bool = False  # devs/pools `Last Share Time` is cgminer uptime at the share (Q), not an epoch
+    dna_zero: bool = False  # the firmware reports DNA[0000000000000000] (Nano 3; HDNA is the unique one)
 
 
 _COMMON_HELP_HEAD = ("help", "voltage", "fan-spd")
@@ -175,8 +211,6 @@ PROFILES: dict[str, SimProfile] = {
         mm_layout=tuple(_NANO3S_LAYOUT.split()),
         static_tokens={
             "FW": "Release",
-            "LED": "0-0",
-            "LEDUser": "0-100-100-5-0-255",
             "LcdSwitch": "2",
             "PFCnt": "0",
             "Core": "A3197S",
@@ -210,10 +244,58 @@ PROFILES: dict[str, SimProfile] = {
         ps_layout="nano",
         ctrl_rail=0,
         hash_v_top=27.541,
+        pool_diff=40000.0,  # Last Share Difficulty 40000 on a Nano 3S (lcd capture)
         fan_rpm_max=4600,
         airflow_m3h_max=30.0,
         fan_ref_pct=35.0,
         resumes_mining_after_restart=True,  # it has no standby at all
+    ),
+    "nano3": SimProfile(
+        firmware="24071801_42c628d",
+        mm_layout=tuple(_NANO3_LAYOUT.split()),
+        static_tokens={
+            "HashStatus": "1",
+            "HVer": "24071801_b906c52_6223725",
+            "PFCnt": "7",
+            "Vo": "0",
+            "Freq": "0.00",
+            "Led": "1",
+            "Core": "A3198S",
+            "PLL0": "0 1151 229 390",
+            "SF0": "100 441 461 481",
+        },
+        version_extra=(),
+        version_tail=(),
+        # assumed: the Nano 3S list without the display options (no `ascset|0,help` capture of a Nano 3)
+        help_options=(
+            *_COMMON_HELP_HEAD,
+            "ledmode",
+            "ledset",
+            "nightlamp",
+            "hash-sn-read",
+            "workmode",
+            "worklevel",
+            "work_mode_lvl",
+            "reboot",
+            "frequency",
+            "loop",
+            "password",
+            "qr_auth",
+        ),
+        ps_layout="nano3",
+        ctrl_rail=0,
+        hash_v_top=27.92,
+        fan_rpm_max=7400,  # Fan1[3030] at FanR[41%]
+        airflow_m3h_max=30.0,
+        fan_ref_pct=48.0,
+        resumes_mining_after_restart=True,  # it has no standby at all
+        swtype="MM318_X2",
+        version_fw_keys=("VERSION", "LVERSION", "BVERSION", "CGVERSION"),
+        stats_id="AVANANO0",
+        stats_tail=(("MM Count", 1), ("Nonce Mask", 1)),
+        ata_records={0: "60-80-310-100:293:313:333", 1: "90-85-324-100:441:461:481", 2: "125-90-344-100:568:588:608"},
+        pool_diff=40000.0,
+        dna_zero=True,
     ),
     "q": SimProfile(
         firmware="25052801_14a19a2",
@@ -271,6 +353,11 @@ PROFILES: dict[str, SimProfile] = {
         fan_ref_pct=65.0,
         resumes_mining_after_restart=True,
         hbinfo=True,
+        # MPO is the DC rating: 800 in Eco, 1600 in Super while PS[6] reads 1670 at the wall (asic-rs samples);
+        # Standard is assumed at the same DC/wall ratio as Super (1300 W × 0.957).
+        mpo_w={"eco": 800, "standard": 1245, "super": 1600},
+        pool_diff=524288.0,
+        share_time_counter=True,
     ),
 }
 
@@ -323,8 +410,13 @@ _STATE_NUM = {"In Init": 0, "In Work": 1, "In Idle": 2, "In Fault": 3}
 _POOL_COMMANDS = frozenset(
     {"setpool", "addpool", "removepool", "switchpool", "enablepool", "disablepool", "poolpriority", "poolquota"}
 )
+_JOIN_DENIED = frozenset({"ascset", "check"})  # commands with parameters cannot be joined
 _SOFT_TS = re.compile(r"^\s*\d+\s*:\s*(\d+)\s*$")
 _INT = re.compile(r"^\s*-?\d+\s*$")
+
+
+def _invalid_command() -> _Reply:
+    return _Reply("E", 14, "Invalid command", description=False)
 
 
 @dataclass
@@ -333,6 +425,7 @@ class _Reply:
     code: int
     msg: str
     sections: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+    description: bool = True  # the firmware's E/14 "Invalid command" carries no Description
 
 
 def _ok() -> _Reply:
@@ -392,11 +485,20 @@ class SimMiner(EventDrivenSim):
         self._chip_mw = [rng.randint(280, 340) for _ in range(n)]
 
         level = spec.level(start_level) if start_level else spec.top_level
+        self._level_cache: dict[tuple[int, int], Level] = {}
+        self._mm_plan_cache: list[tuple[str, str]] | None = None
         self._workmode = level.workmode
         self._worklevel = level.worklevel
         self._fan_set: int = -1  # -1 automatic
         self._lcd_on = True
         self._led_on = False
+        self._led_mode = 0  # LED ring: 0 day (ledset applies), 1 dark (nightlamp)
+        self._led_user = "0-100-100-5-0-255"  # effect-bright-colortemp-r-g-b (Nano 3S capture)
+        self._night_lamp = "0"
+        self._target_c: int | None = None  # `target-temp` override of TarT until the next mode change or restart
+        self._limit_c = 30  # Limitemp[] (Mini 3 `limittemp`)
+        self._solo_allowed = 1
+        self._filter_from = 0.0  # `filter-clean` resets the filter counter
         self._inlet = float(inlet_temp_c)
 
         now = float(time_fn())
@@ -425,6 +527,10 @@ class SimMiner(EventDrivenSim):
         self._hash_time = 3600.0
         self._hashed_gh = nominal * 0.93 * self._hash_time
         self._lw = 1_000_000 + rng.randint(0, 10_000_000)
+        # MHS 1m/5m/15m: exponentially decaying averages of the hashrate, as cgminer keeps them
+        start_ghs = nominal if self._phase == Phase.WORK else 0.0
+        self._ghs_windows = {60.0: start_ghs, 300.0: start_ghs, 900.0: start_ghs}
+        self._last_share_t = now - 20.0 if self._phase == Phase.WORK else self._phase_since
 
         # thermal state
         r_top = self._level_dc(spec.top_level)
@@ -468,11 +574,16 @@ class SimMiner(EventDrivenSim):
         return self._cur_level()
 
     def _cur_level(self) -> Level:
+        key = (self._workmode, self._worklevel)
+        cached = self._level_cache.get(key)
+        if cached is not None:
+            return cached
         lv = self.spec.level_for(self._workmode, self._worklevel)
-        if lv is not None:
-            return lv
-        same = [x for x in self.spec.levels if x.workmode == self._workmode]
-        return same[0] if same else self.spec.bottom_level
+        if lv is None:
+            same = [x for x in self.spec.levels if x.workmode == self._workmode]
+            lv = same[0] if same else self.spec.bottom_level
+        self._level_cache[key] = lv
+        return lv
 
     @property
     def level_name(self) -> str:
@@ -585,12 +696,14 @@ class SimMiner(EventDrivenSim):
         self.update()
         text = request.decode("utf-8", errors="replace").strip().strip("\x00").strip()
         self.commands_log.append((self._t, text))
-        if not self.reachable:
+        if self._phase in (Phase.DEAD, Phase.BOOT):  # unreachable (see `reachable`), already up to date
             return None
         try:
             as_json, command, param = parse_request(text)
         except BadRequest:
             return self._finish(_Reply("E", 23, "Invalid JSON"), True)
+        if as_json and "+" in command:
+            return self._encode(json.dumps(self._joined(command), separators=(",", ":")))
         reply = self._dispatch(command, param)
         self.update()  # a schedule in the past acts at once
         if reply is None:
@@ -599,8 +712,9 @@ class SimMiner(EventDrivenSim):
 
     # ------------------------------------------------------------------ dispatch
 
-    def _dispatch(self, command: str, param: str | None) -> _Reply | None:
-        builders: dict[str, Callable[[], _Reply]] = {
+    def _builders(self) -> dict[str, Callable[[], _Reply]]:
+        """The read commands of Canaan's command table that take no parameter (the joinable ones)."""
+        return {
             "version": self._r_version,
             "summary": self._r_summary,
             "stats": lambda: self._r_stats("stats"),
@@ -612,15 +726,62 @@ class SimMiner(EventDrivenSim):
             "config": self._r_config,
             "devdetails": self._r_devdetails,
             "lcd": self._r_lcd,
+            "coin": self._r_coin,
+            "lockstats": lambda: _Reply("W", 124, "Lock stats not enabled"),
         }
+
+    def _dispatch(self, command: str, param: str | None) -> _Reply | None:
+        builders = self._builders()
         if command in builders:
             return builders[command]()
+        if command == "check":
+            return self._r_check(param)
         if command == "ascset":
             return self._ascset(param or "")
         if command in _POOL_COMMANDS:
             # Deliberate sim difference: pools are never changed (the real firmware would accept).
             return _Reply("E", 45, f"Access denied to '{command}' command")
-        return _Reply("E", 14, "Invalid command")
+        return _invalid_command()
+
+    def _joined(self, command: str) -> dict[str, Any]:
+        """`a+b+c` in JSON (cgminer API >= 3.1): one object holding each command's whole reply in a list.
+
+        Duplicates are answered once and blank pieces ignored; a command that is not a plain report (ascset,
+        check, pool commands) gets an E/45 access-denied reply in its slot, an unknown one E/14."""
+        builders = self._builders()
+        out: dict[str, Any] = {}
+        for piece in command.split("+"):
+            name = piece.strip()
+            if not name or name in out:
+                continue
+            if name in builders:
+                reply = builders[name]()
+            elif name in _JOIN_DENIED or name in _POOL_COMMANDS:
+                reply = _Reply("E", 45, f"Access denied to '{name}' command")
+            else:
+                reply = _invalid_command()
+            out[name] = [self._json_object(reply)]
+        out["id"] = 1
+        return out
+
+    def _r_check(self, param: str | None) -> _Reply:
+        if param is None or not param.strip():
+            return _Reply("E", 71, "Missing check cmd")
+        name = param.strip()
+        known = name in self._builders() or name in _JOIN_DENIED or name in _POOL_COMMANDS
+        # Canaan firmware allows every command to everyone (no api-allow groups), so Access follows Exists.
+        flag = "Y" if known else "N"
+        return _Reply("S", 72, "Check command", [("CHECK", [{"Exists": flag, "Access": flag}])])
+
+    def _r_coin(self) -> _Reply:
+        item: dict[str, Any] = {
+            "Hash Method": "sha256",
+            "Current Block Time": round(self.uptime_s * 0.98 + 0.178978, 6),
+            "Current Block Hash": f"{zlib.crc32(str(int(self.now) // 600).encode()):064x}",
+            "LP": True,
+            "Network Difficulty": 126271255279306.98,
+        }
+        return _Reply("S", 78, "CGMiner coin", [("COIN", [item])])
 
     def _ascset(self, param: str) -> _Reply | None:
         parts = param.split(",", 2)
@@ -630,26 +791,44 @@ class SimMiner(EventDrivenSim):
             return _Reply("E", 107, f"Invalid ASC id {parts[0].strip()} - range is 0 - 0")
         opt = parts[1].strip()
         setting = parts[2].strip() if len(parts) > 2 else None
-        handlers: dict[str, Callable[[str | None], _Reply | None]] = {
+        # Only what the model's own `ascset|0,help` lists exists on it; anything else is "Unknown option".
+        unavailable = (opt in ("softoff", "softon") and not self.spec.has_standby) or (
+            opt == "lcd" and not self.spec.has_lcd
+        )
+        if opt not in self.profile.help_options or unavailable:
+            return _failed(f"Unknown option: {opt}")
+        handler = self._ascset_handlers().get(opt)
+        if handler is None:
+            # Factory and expert knobs (voltage/frequency tuning, serial numbers, passwords, activation):
+            # the firmware checks for a value first; the simulator then declines rather than pretend.
+            if setting is None or not setting.strip():
+                return _failed(f"missing {opt} setting")
+            return _failed(f"{opt} is not available on this simulated miner")
+        return handler(setting)
+
+    def _ascset_handlers(self) -> dict[str, Callable[[str | None], _Reply | None]]:
+        return {
             "help": lambda _s: _info("|".join(self.profile.help_options) + "|"),
             "workmode": self._as_workmode,
             "worklevel": self._as_worklevel,
             "work_mode_lvl": self._as_work_mode_lvl,
             "fan-spd": self._as_fan,
             "reboot": self._as_reboot,
-            "voltage": lambda _s: _info(f"PS[{self._ps_string()}]"),
+            "voltage": self._as_voltage,
+            "softoff": lambda s: self._as_soft(s, on=False),
+            "softon": lambda s: self._as_soft(s, on=True),
+            "led": self._as_led,
+            "lcd": self._as_lcd,
+            "ledmode": self._as_ledmode,
+            "ledset": self._as_ledset,
+            "nightlamp": self._as_nightlamp,
+            "target-temp": self._as_target_temp,
+            "limittemp": self._as_limittemp,
+            "filter-clean": self._as_filter_clean,
+            "solo-allowed": self._as_solo_allowed,
+            "smart-speed": lambda s: self._as_flag("smart-speed", s),
+            "time": self._as_time,
         }
-        if self.spec.has_standby:
-            handlers["softoff"] = lambda s: self._as_soft(s, on=False)
-            handlers["softon"] = lambda s: self._as_soft(s, on=True)
-        if self.spec.has_locate_led:
-            handlers["led"] = self._as_led
-        if self.spec.has_lcd:
-            handlers["lcd"] = self._as_lcd
-        handler = handlers.get(opt)
-        if handler is None:
-            return _failed(f"Unknown option: {opt}")
-        return handler(setting)
 
     # -- workmode / worklevel
 
@@ -663,6 +842,7 @@ class SimMiner(EventDrivenSim):
             return _failed(f"current mode {self._workmode} is caling Don't permit switch mode")
         self._workmode = mode
         self._worklevel = level
+        self._target_c = None  # target-temp resets on a work-mode change
         self.mode_changes += 1
         return _ok()
 
@@ -779,11 +959,94 @@ class SimMiner(EventDrivenSim):
             return _ok()
         return _failed("lcd unknown argument")
 
+    def _as_voltage(self, setting: str | None) -> _Reply:
+        if setting is None or not setting.strip():
+            return _info(f"PS[{self._ps_string()}]")
+        return _failed("voltage is not available on this simulated miner")
+
+    def _as_ledmode(self, setting: str | None) -> _Reply:
+        if setting is None or not setting.strip():
+            return _failed("missing ledmode setting")
+        if setting.strip() not in ("0", "1"):
+            return _failed("ledmode unknown argument, 0 day 1 dark")
+        self._led_mode = int(setting)
+        return _ok()
+
+    def _as_ledset(self, setting: str | None) -> _Reply:
+        """`effect-bright-colortemp-r-g-b`: effects 0 off, 1 on, 2 flash, 3 breath, 4 loop; day mode only."""
+        if setting is None or not setting.strip():
+            return _failed("missing ledset setting")
+        bits = setting.strip().split("-")
+        limits = (4, 100, 100, 255, 255, 255)
+        if len(bits) != 6 or not all(b.isdigit() and int(b) <= hi for b, hi in zip(bits, limits, strict=True)):
+            return _failed("ledset unknown argument, effect-bright-colortemp-r-g-b")
+        if self._led_mode != 0:
+            return _failed("led set failed, not in day mode")
+        self._led_user = "-".join(str(int(b)) for b in bits)
+        return _info("led set ok")
+
+    def _as_nightlamp(self, setting: str | None) -> _Reply:
+        if setting is None or not setting.strip():
+            return _failed("missing nightlamp setting")
+        if not _INT.match(setting):
+            return _failed("nightlamp unknown argument")
+        self._night_lamp = setting.strip()
+        return _ok()
+
+    def _as_target_temp(self, setting: str | None) -> _Reply:
+        if setting is None or not setting.strip():
+            return _failed("missing target-temp setting")
+        if not _INT.match(setting) or not 50 <= int(setting) <= 90:
+            return _failed("target-temp unknown argument, range 50-90")
+        self._target_c = int(setting)
+        return _ok()
+
+    def _as_limittemp(self, setting: str | None) -> _Reply:
+        if setting is None or not setting.strip():
+            return _failed("missing limittemp setting")
+        if not _INT.match(setting) or not 20 <= int(setting) <= 50:
+            return _failed("limittemp unknown argument, range 20-50")
+        self._limit_c = int(setting)
+        return _ok()
+
+    def _as_filter_clean(self, setting: str | None) -> _Reply:
+        if setting is None or setting.strip() != "1":
+            return _failed("missing filter-clean setting" if not setting else "filter-clean unknown argument")
+        self._filter_from = self.uptime_s
+        return _ok()
+
+    def _as_solo_allowed(self, setting: str | None) -> _Reply:
+        if setting is None or setting.strip() not in ("0", "1"):
+            return _failed("missing solo-allowed setting" if not setting else "solo-allowed unknown argument")
+        self._solo_allowed = int(setting)
+        return _ok()
+
+    @staticmethod
+    def _as_flag(name: str, setting: str | None) -> _Reply:
+        if setting is None or setting.strip() not in ("0", "1"):
+            return _failed(f"missing {name} setting" if not setting else f"{name} unknown argument")
+        return _ok()
+
+    def _as_time(self, setting: str | None) -> _Reply:
+        verb, _args = self._split_setting(setting)
+        if verb == "get":
+            return _info(f"time {int(self.now)}")
+        if verb == "set":
+            return _failed("time is not available on this simulated miner")  # the clock skew is a test knob
+        return _failed("missing time setting")
+
     # ------------------------------------------------------------------ events and physics
 
     def _next_event(self) -> tuple[float, Callable[[], None]] | None:
-        cands: list[tuple[float, Callable[[], None]]] = []
         p = self._phase
+        if (
+            (p in (Phase.IDLE, Phase.FAULT) or (p == Phase.WORK and self._calibrated))
+            and self._reboot_at is None
+            and self._soft_off_at is None
+            and self._soft_on_at is None
+        ):
+            return None  # settled, nothing scheduled: the common case, answered without building the list
+        cands: list[tuple[float, Callable[[], None]]] = []
         if p == Phase.DEAD and self._power_back_at is not None:
             cands.append((self._power_back_at, lambda: self._restart(power_loss=True)))
         if p == Phase.BOOT:
@@ -812,6 +1075,7 @@ class SimMiner(EventDrivenSim):
         self._power_back_at = None
         self._boot_at = self._t
         self._bootby = "0x01.00000000" if power_loss else "0x02.00000000"
+        self._target_c = None
         self.reboots += 1
         if self.profile.resumes_mining_after_restart:
             self._soft_off = False
@@ -879,33 +1143,45 @@ class SimMiner(EventDrivenSim):
         wobble = 1.0 + 0.015 * math.sin(2 * math.pi * t / 61.0 + self._wobble_phase)
         return nominal * self._work_fraction(t) * wobble
 
-    def _airflow_fraction(self) -> float:
-        return max(MIN_AIRFLOW_FRACTION, self._fan_pct() / 100.0)
-
     def _fan_pct(self) -> int:
         if self._phase not in (Phase.INIT, Phase.WORK):
             return 0
-        guard = self._fan_needed(self.spec.chip_temp_limit_c)
+        return self._fan_pct_at(self._wall_at(self._t) * self.spec.psu_efficiency)
+
+    def _fan_pct_at(self, dc: float) -> int:
+        guard = self._fan_needed(self.spec.chip_temp_limit_c, dc)
         if self._fan_set != -1:
             return max(self._fan_set, guard)  # over-temperature guard (assumed) overrides a low fixed fan
-        return max(guard, self._fan_needed(self._cur_level().chip_target_c))
+        return max(guard, self._fan_needed(self._chip_target_c(), dc))
 
-    def _fan_needed(self, chip_c: float) -> int:
-        """Duty that holds the chips at `chip_c` at the present power and inlet (clamped 15-100 %)."""
-        dc = self._wall_at(self._t) * self.spec.psu_efficiency
+    def _chip_target_c(self) -> int:
+        """TarT: the level's chip target, or the `target-temp` override."""
+        return self._target_c if self._target_c is not None else self._cur_level().chip_target_c
+
+    def _fan_needed(self, chip_c: float, dc: float) -> int:
+        """Duty that holds the chips at `chip_c` at `dc` watts and the present inlet (clamped 15-100 %)."""
         headroom = chip_c - self._inlet
         if headroom <= 1.0:
             return self.spec.fan_max_pct
         pct = 100.0 * dc * self._r_chip / headroom
         return round(min(self.spec.fan_max_pct, max(self.spec.fan_min_pct, pct)))
 
+    def _thermal_eq(self) -> tuple[float, float]:
+        """Where the chips and the outlet air are heading at the present power, fan and inlet."""
+        wall = self._wall_at(self._t)
+        if self._phase in (Phase.INIT, Phase.WORK):
+            dc = wall * self.spec.psu_efficiency
+            airflow = max(MIN_AIRFLOW_FRACTION, self._fan_pct_at(dc) / 100.0)
+        else:
+            dc, airflow = 0.0, MIN_AIRFLOW_FRACTION
+        flow_m3s = self.profile.airflow_m3h_max / 3600.0 * airflow
+        return self._inlet + dc * self._r_chip / airflow, self._inlet + wall / (AIR_RHO_CP * flow_m3s)
+
     def _chip_target_eq(self) -> float:
-        dc = self._wall_at(self._t) * self.spec.psu_efficiency if self._phase in (Phase.INIT, Phase.WORK) else 0.0
-        return self._inlet + dc * self._r_chip / self._airflow_fraction()
+        return self._thermal_eq()[0]
 
     def _outlet_eq(self) -> float:
-        flow_m3s = self.profile.airflow_m3h_max / 3600.0 * self._airflow_fraction()
-        return self._inlet + self._wall_at(self._t) / (AIR_RHO_CP * flow_m3s)
+        return self._thermal_eq()[1]
 
     def _advance(self, t_end: float) -> None:
         """Integrate the lags and the hashing counters from self._t to t_end within one phase."""
@@ -922,28 +1198,39 @@ class SimMiner(EventDrivenSim):
                 self._hashed_gh += ghs_mean * dt_total
                 self._hash_time += dt_total
                 self._lw += int(dt_total * 230)
+            self._track_hashing(ghs_mean, dt_total, t_end)
             self._t = t_end
-            self._chip = self._chip_target_eq()
-            self._outlet = self._outlet_eq()
+            self._chip, self._outlet = self._thermal_eq()
             return
+        # Constant targets: one exact exponential step is as good as many small ones (the ±1 % wobble aside).
+        max_step = dt_total if steady else PHYSICS_STEP_S
         while self._t < t_end:
-            step = min(PHYSICS_STEP_S, t_end - self._t)
+            step = min(max_step, t_end - self._t)
             mid = self._t + step / 2
             ghs = self._ghs_at(mid)
             if self._phase == Phase.WORK:
                 self._hashed_gh += ghs * step
                 self._hash_time += step
                 self._lw += int(step * 230)
+            self._track_hashing(ghs, step, self._t + step)
             self._t += step
-            chip_eq = self._chip_target_eq()
-            out_eq = self._outlet_eq()
+            chip_eq, out_eq = self._thermal_eq()
             self._chip += (chip_eq - self._chip) * (1.0 - math.exp(-step / TAU_CHIP_S))
             self._outlet += (out_eq - self._outlet) * (1.0 - math.exp(-step / TAU_OUTLET_S))
+
+    def _track_hashing(self, ghs: float, dt: float, t_end: float) -> None:
+        """The MHS windows decay toward `ghs` over `dt`; a hashing miner finds a share every few seconds."""
+        for tau, value in self._ghs_windows.items():
+            self._ghs_windows[tau] = ghs + (value - ghs) * math.exp(-dt / tau)
+        if ghs > 0:
+            self._last_share_t = t_end - SHARE_AGE_S
 
     # ------------------------------------------------------------------ reply building
 
     def _finish(self, reply: _Reply, as_json: bool) -> bytes:
-        body = self._render_json(reply) if as_json else self._render_text(reply)
+        return self._encode(self._render_json(reply) if as_json else self._render_text(reply))
+
+    def _encode(self, body: str) -> bytes:
         data = body.encode()
         if self.faults.garbage:
             return b"\x8b\x1f\xff{STATUS=?" + bytes(range(1, 24)) + b"}}]|\x00"
@@ -952,20 +1239,22 @@ class SimMiner(EventDrivenSim):
         return data + b"\x00"
 
     def _status(self, reply: _Reply) -> dict[str, Any]:
-        return {
-            "STATUS": reply.status,
-            "When": int(self.now),
-            "Code": reply.code,
-            "Msg": reply.msg,
-            "Description": CGMINER_DESC,
+        status: dict[str, Any] = {
+            "STATUS": reply.status, "When": int(self._now()), "Code": reply.code, "Msg": reply.msg
         }
+        if reply.description:
+            status["Description"] = CGMINER_DESC
+        return status
 
-    def _render_json(self, reply: _Reply) -> str:
+    def _json_object(self, reply: _Reply) -> dict[str, Any]:
         obj: dict[str, Any] = {"STATUS": [self._status(reply)]}
         for name, items in reply.sections:
             obj[name] = items
         obj["id"] = 1
-        return json.dumps(obj, separators=(",", ":"))
+        return obj
+
+    def _render_json(self, reply: _Reply) -> str:
+        return json.dumps(self._json_object(reply), separators=(",", ":"))
 
     @staticmethod
     def _text_value(key: str, value: Any) -> str:
@@ -999,36 +1288,58 @@ class SimMiner(EventDrivenSim):
             "PROD": self.spec.version_prod,
             "MODEL": self.spec.version_model,
             "HWTYPE": self.spec.hwtype,
-            "SWTYPE": "MM319",
-            "LVERSION": fw,
-            "BVERSION": fw,
-            "CGVERSION": fw,
+            "SWTYPE": self.profile.swtype,
         }
+        item.update((key, fw) for key in self.profile.version_fw_keys)
         item.update(self.profile.version_extra)
         item["DNA"] = self.dna
         item["MAC"] = self.mac
         item.update(self.profile.version_tail)
         return _Reply("S", 22, "CGMiner versions", [("VERSION", [item])])
 
-    def _mhs(self) -> tuple[float, float]:
+    def _mhs(self) -> dict[str, float]:
+        """MHS av (since start), 5s (now) and the decaying 1m/5m/15m windows, in MH/s."""
         avg = self._hashed_gh / self._hash_time * 1000.0 if self._hash_time > 0 else 0.0
-        return round(avg, 2), round(self.ghs * 1000.0, 2)
+        w = self._ghs_windows
+        return {
+            "MHS av": round(avg, 2),
+            "MHS 5s": round(self._ghs_at(self._t) * 1000.0, 2),
+            "MHS 1m": round(w[60.0] * 1000.0, 2),
+            "MHS 5m": round(w[300.0] * 1000.0, 2),
+            "MHS 15m": round(w[900.0] * 1000.0, 2),
+        }
 
-    def _shares(self) -> dict[str, int]:
-        acc = int(self._hashed_gh / 4.0e5)
-        return {"Accepted": acc, "Rejected": acc // 400}
+    def _shares(self) -> dict[str, Any]:
+        """Share counters from the work done: Diff1 Work = hashed GH / 4.295, shares at the pool difficulty."""
+        diff1 = int(self._hashed_gh / GH_PER_DIFF1)
+        share_diff = self.profile.pool_diff * SHARE_DIFF_FRACTION
+        acc = int(diff1 / share_diff)
+        rej = acc // 445
+        return {
+            "Accepted": acc,
+            "Rejected": rej,
+            "Diff1": diff1,
+            "Difficulty Accepted": float(round(acc * share_diff)),
+            "Difficulty Rejected": float(rej * self.profile.pool_diff * 0.75),
+            "Last Share Difficulty": self.profile.pool_diff,
+        }
+
+    def _last_share_time(self) -> int:
+        """`Last Share Time`: cgminer uptime at the last share on the Q (a small counter), else an epoch."""
+        if self.profile.share_time_counter:
+            return max(0, int(self._last_share_t - self._boot_at) - self.profile.mm_elapsed_lead_s)
+        return int(self._last_share_t + self.clock_skew_s)
+
+    def _last_valid_work(self) -> int:
+        return int(self._last_share_t + self.clock_skew_s + SHARE_AGE_S - 2.0)
 
     def _r_summary(self) -> _Reply:
-        avg, now = self._mhs()
+        mhs = self._mhs()
         sh = self._shares()
-        elapsed = int(self.uptime_s)
+        elapsed = self._cg_elapsed()
         item: dict[str, Any] = {
             "Elapsed": elapsed,
-            "MHS av": avg,
-            "MHS 5s": now,
-            "MHS 1m": now,
-            "MHS 5m": now,
-            "MHS 15m": now,
+            **mhs,
             "Found Blocks": 0,
             "Getworks": elapsed // 56,
             "Accepted": sh["Accepted"],
@@ -1042,9 +1353,9 @@ class SimMiner(EventDrivenSim):
             "Remote Failures": 0,
             "Network Blocks": elapsed // 600,
             "Total MH": round(self._hashed_gh * 1000.0, 1),
-            "Work Utility": round(avg / 1000.0 * 14.0, 2),
-            "Difficulty Accepted": float(sh["Accepted"] * 414116),
-            "Difficulty Rejected": float(sh["Rejected"] * 393216),
+            "Work Utility": round(sh["Diff1"] / max(1, elapsed) * 60, 2),
+            "Difficulty Accepted": sh["Difficulty Accepted"],
+            "Difficulty Rejected": sh["Difficulty Rejected"],
             "Difficulty Stale": 0.0,
             "Best Share": 354914572,
             "Device Hardware%": 0.0,
@@ -1056,7 +1367,7 @@ class SimMiner(EventDrivenSim):
         return _Reply("S", 11, "Summary", [("SUMMARY", [item])])
 
     def _r_devs(self) -> _Reply:
-        avg, now = self._mhs()
+        mhs = self._mhs()
         sh = self._shares()
         item: dict[str, Any] = {
             "ASC": 0,
@@ -1065,26 +1376,22 @@ class SimMiner(EventDrivenSim):
             "Enabled": "Y",
             "Status": "Alive",
             "Temperature": 0.0,
-            "MHS av": avg,
-            "MHS 5s": now,
-            "MHS 1m": now,
-            "MHS 5m": now,
-            "MHS 15m": now,
+            **mhs,
             "Accepted": sh["Accepted"],
             "Rejected": sh["Rejected"],
             "Hardware Errors": 0,
             "Utility": 1.4,
             "Last Share Pool": 0,
-            "Last Share Time": int(self.now) - 20,
+            "Last Share Time": self._last_share_time(),
             "Total MH": round(self._hashed_gh * 1000, 1),
-            "Diff1 Work": sh["Accepted"] * 440000,
-            "Difficulty Accepted": float(sh["Accepted"] * 414116),
-            "Difficulty Rejected": float(sh["Rejected"] * 393216),
-            "Last Share Difficulty": 524288.0,
-            "Last Valid Work": int(self.now) - 2,
+            "Diff1 Work": sh["Diff1"],
+            "Difficulty Accepted": sh["Difficulty Accepted"],
+            "Difficulty Rejected": sh["Difficulty Rejected"],
+            "Last Share Difficulty": sh["Last Share Difficulty"],
+            "Last Valid Work": self._last_valid_work(),
             "Device Hardware%": 0.0,
             "Device Rejected%": 0.2007,
-            "Device Elapsed": int(self.uptime_s),
+            "Device Elapsed": int(self._uptime()),
         }
         return _Reply("S", 9, "1 ASC(s)", [("DEVS", [item])])
 
@@ -1097,7 +1404,7 @@ class SimMiner(EventDrivenSim):
             "Priority": 0,
             "Quota": 1,
             "Long Poll": "N",
-            "Getworks": int(self.uptime_s) // 56,
+            "Getworks": int(self._uptime()) // 56,
             "Accepted": sh["Accepted"],
             "Rejected": sh["Rejected"],
             "Works": self._lw // 170,
@@ -1107,20 +1414,20 @@ class SimMiner(EventDrivenSim):
             "Remote Failures": 0,
             "User": f"sim.{self.spec.key}",
             "Password": "x",
-            "Last Share Time": int(self.now) - 20,
-            "Diff1 Shares": sh["Accepted"] * 440000,
+            "Last Share Time": self._last_share_time(),
+            "Diff1 Shares": sh["Diff1"],
             "Proxy Type": "",
             "Proxy": "",
-            "Difficulty Accepted": float(sh["Accepted"] * 414116),
-            "Difficulty Rejected": float(sh["Rejected"] * 393216),
+            "Difficulty Accepted": sh["Difficulty Accepted"],
+            "Difficulty Rejected": sh["Difficulty Rejected"],
             "Difficulty Stale": 0.0,
-            "Last Share Difficulty": 524288.0,
-            "Work Difficulty": 524288.0,
+            "Last Share Difficulty": sh["Last Share Difficulty"],
+            "Work Difficulty": sh["Last Share Difficulty"],
             "Has Vmask": True,
             "Has Stratum": True,
             "Stratum Active": True,
             "Stratum URL": "stratum+tcp://pool.example.invalid:3333",
-            "Stratum Difficulty": 524288.0,
+            "Stratum Difficulty": sh["Last Share Difficulty"],
             "Has GBT": False,
             "Best Share": 354914572,
             "Pool Rejected%": 0.2129,
@@ -1157,17 +1464,17 @@ class SimMiner(EventDrivenSim):
         return _Reply("S", 69, "Device Details", [("DEVDETAILS", [item])])
 
     def _r_lcd(self) -> _Reply:
-        avg, now = self._mhs()
+        mhs = self._mhs()
         item: dict[str, Any] = {
-            "Elapsed": int(self.uptime_s),
-            "GHS av": round(avg / 1000, 2),
-            "GHS 5m": round(now / 1000, 2),
-            "GHS 5s": round(now / 1000, 2),
+            "Elapsed": self._cg_elapsed(),
+            "GHS av": round(mhs["MHS av"] / 1000, 2),
+            "GHS 5m": round(mhs["MHS 5m"] / 1000, 2),
+            "GHS 5s": round(mhs["MHS 5s"] / 1000, 2),
             "Temperature": 0.0,
-            "Last Share Difficulty": 524288.0,
-            "Last Share Time": int(self.now) - 20,
+            "Last Share Difficulty": self.profile.pool_diff,
+            "Last Share Time": int(self._last_share_t + self.clock_skew_s),  # an epoch here (Nano 3S lcd)
             "Best Share": 354914572,
-            "Last Valid Work": int(self.now) - 2,
+            "Last Valid Work": self._last_valid_work(),
             "Found Blocks": 0,
             "Current Pool": "stratum+tcp://pool.example.invalid:3333",
             "User": f"sim.{self.spec.key}",
@@ -1182,7 +1489,7 @@ class SimMiner(EventDrivenSim):
         else:
             first: dict[str, Any] = {
                 "STATS": 0,
-                "ID": "AVALON0",
+                "ID": self.profile.stats_id,
                 "Elapsed": self._cg_elapsed(),
                 "Calls": 0,
                 "Wait": 0.0,
@@ -1190,6 +1497,7 @@ class SimMiner(EventDrivenSim):
                 "Min": 99999999.0,
                 self.spec.stats_key: value,
             }
+            first.update(self.profile.stats_tail)
             if self.profile.hbinfo:
                 first["HBinfo"] = "'HB0':{" + " ".join(self._chip_tokens()) + "}"
             items = [first]
@@ -1198,10 +1506,10 @@ class SimMiner(EventDrivenSim):
         return _Reply("S", 70, "CGMiner stats", [("STATS", items)])
 
     def _cg_elapsed(self) -> int:
-        return max(0, int(self.uptime_s) - self.profile.mm_elapsed_lead_s)
+        return max(0, int(self._uptime()) - self.profile.mm_elapsed_lead_s)
 
     def _pool_stats(self) -> dict[str, Any]:
-        recv = 23 * int(self.uptime_s) + 1000
+        recv = 23 * int(self._uptime()) + 1000
         return {
             "STATS": 1,
             "ID": "POOL0",
@@ -1242,12 +1550,20 @@ class SimMiner(EventDrivenSim):
         return [f"PVT_T0[{temps}]", f"PVT_V0[{volts}]", f"MW0[{works}]"]
 
     def _ps_string(self) -> str:
-        wall = round(self.wall_w)
+        wall = round(self._wall_at(self._t))
         powered = self._phase in (Phase.INIT, Phase.WORK)
         top = self.spec.top_level.wall_w
         volts = self.profile.hash_v_top * (0.85 + 0.15 * self._cur_level().wall_w / top)
         setpoint = round(volts * 100) + 2
-        dc = round(self.dc_w)
+        dc = round(self._dc_now())
+        if self.profile.ps_layout == "nano3":
+            # Nano 3 (MM318): PS[0 0 0 3 2792 89 324] at MPO 90. No field is watts (miner-sentinel#16); the
+            # meaning of [3..6] is undocumented, so only the shape is reproduced: small [3], a ~2.8 V-ish [4],
+            # [5] just under MPO, [6] ≈ 3.6 × MPO.
+            mpo = self._mpo()
+            if not powered:
+                return "0 0 0 0 0 0 0"
+            return f"0 0 0 3 {round(volts * 100)} {mpo - 1} {round(3.6 * mpo)}"
         if self.profile.ps_layout == "nano":
             mv = round(volts * 1000) if powered else 0
             amps = round(dc / volts) if powered else 0
@@ -1259,12 +1575,13 @@ class SimMiner(EventDrivenSim):
 
     def _mm_values(self, lite: bool) -> dict[str, Callable[[], str | None]]:
         spec = self.spec
-        state = self.state
+        state = _STATE_TEXT[self._phase]
         working = self._phase == Phase.WORK
         chip = self._chip if self._phase in (Phase.INIT, Phase.WORK) else 0.0
         avg_ghs = self._hashed_gh / self._hash_time if self._hash_time > 0 else 0.0
         level = self._cur_level()
-        mpo = round(level.wall_w)
+        mpo = self._mpo()
+        tart = self._chip_target_c()
         fw = self.profile.firmware
         top = spec.top_level.wall_w
         voltcmd = round(
@@ -1278,12 +1595,13 @@ class SimMiner(EventDrivenSim):
             "Ver": lambda: f"{spec.ver_prefix}-{fw}",
             "LVer": lambda: fw,
             "BVer": lambda: fw,
-            "DNA": lambda: self.dna,
+            "DNA": lambda: "0000000000000000" if self.profile.dna_zero else self.dna,
+            "HDNA": lambda: self.dna,
             "STATE": lambda: str(_STATE_NUM[state]),
             "MEMFREE": lambda: str(64000 + (self._seed * 37) % 4000),
             "NETFAIL": lambda: "0 0 0 0 0 0 0 0",
             "SYSTEMSTATU": lambda: f"Work: {state}, Hash Board: 1",
-            "Elapsed": lambda: str(int(self.uptime_s)),
+            "Elapsed": lambda: str(int(self._uptime())),
             "BOOTBY": lambda: self._bootby,
             "LW": lambda: str(self._lw),
             "MH": lambda: "0",
@@ -1291,21 +1609,28 @@ class SimMiner(EventDrivenSim):
             "HW": lambda: "0",
             "DH": lambda: "1.768%",
             "ITemp": lambda: str(round(self._inlet)) if spec.inlet_sensor else "-273",
+            # Nano 3 Temp[]: air inside the case, most of the way from the inlet to the outlet (38 vs OTemp 41)
+            "Temp": lambda: str(round(self._inlet + 0.85 * (self._outlet - self._inlet))),
             "OTemp": lambda: str(round(self._outlet)),
             "HBTemp": lambda: str(round((self._chip + self._outlet) / 2)),
-            "HBITemp": lambda: str(round(self._inlet + 0.3 * (self._chip - self._inlet))),
-            "HBOTemp": lambda: str(round(self._inlet + 0.4 * (self._chip - self._inlet))),
+            # Q board inlet/outlet sit ~10/8 K under the chips when hashing (HBITemp 75, HBOTemp 77 at TarT 85)
+            # and at room air in standby (27/27 with ITemp 26): asic-rs samples.
+            "HBITemp": lambda: str(round(self._inlet + 0.8 * (self._chip - self._inlet))),
+            "HBOTemp": lambda: str(round(self._inlet + 0.84 * (self._chip - self._inlet))),
             "TMax": lambda: str(round(chip + 4)) if chip else "0",
             "TAvg": lambda: str(round(chip)),
-            "TarT": lambda: str(level.chip_target_c),
-            "LIMITEMP": lambda: "30" if lite else None,
+            "TarT": lambda: str(tart),
+            "LIMITEMP": lambda: str(self._limit_c) if lite else None,
+            "LED": lambda: f"{self._led_mode}-{self._night_lamp}",
+            "LEDUser": lambda: self._led_user,
+            "SoloAllowed": lambda: str(self._solo_allowed),
             "FanR": lambda: f"{self._fan_pct()}%",
             "SoftOffTime": lambda: str(self._soft_off_shown),
             "SoftOnTime": lambda: str(self._soft_on_shown),
-            "Filter": lambda: str(int(self.uptime_s // 2)),
+            "Filter": lambda: str(int((self._uptime() - self._filter_from) // 2)),
             "PS": self._ps_string,
             "PCOMM_E": lambda: "0",
-            "GHSspd": lambda: f"{self.ghs:.2f}",
+            "GHSspd": lambda: f"{self._ghs_at(self._t):.2f}",
             "DHspd": lambda: "1.768%" if working else "0.000%",
             "GHSmm": lambda: f"{nominal_mm:.2f}",
             "GHSavg": lambda: f"{avg_ghs:.2f}",
@@ -1328,37 +1653,64 @@ class SimMiner(EventDrivenSim):
             "CALIALL": lambda: "7",
             "ADJ": lambda: "1" if self._is_calibrated() else "0",
             "BAR": lambda: None if self._is_calibrated() else str(max(0, bar)),
-            "ATA": lambda: f"{mpo}-{level.chip_target_c}-{voltcmd}-{int(280 + 150 * level.wall_w / top)}-20",
+            "ATA": lambda: f"{mpo}-{tart}-{voltcmd}-{int(280 + 150 * level.wall_w / top)}-20",
         }
+
+    # Reply building runs after `handle` has brought the physics up to date: read the state, do not update again.
+    def _uptime(self) -> float:
+        return max(0.0, self._t - self._boot_at)
+
+    def _now(self) -> float:
+        return self._t + self.clock_skew_s
+
+    def _dc_now(self) -> float:
+        if self._phase not in (Phase.INIT, Phase.WORK):
+            return 0.0
+        return self._wall_at(self._t) * self.spec.psu_efficiency
+
+    def _mpo(self) -> int:
+        """MPO[]: the level's rated watts (the DC rating on the Q, where the wall reads higher)."""
+        level = self._cur_level()
+        return self.profile.mpo_w.get(level.name, round(level.wall_w))
+
+    def _mm_plan(self) -> list[tuple[str, str]]:
+        """The layout resolved once: ("lit", token) for fixed tokens, (placeholder or key, shown name) otherwise."""
+        if self._mm_plan_cache is None:
+            static = self.profile.static_tokens
+            plan: list[tuple[str, str]] = []
+            for key in self.profile.mm_layout:
+                if key == "NonceMask":
+                    plan.append(("lit", f"Nonce Mask[{static['NonceMask']}]"))
+                elif key in static and key not in ("FANS", "CHIPS", "ATA"):
+                    plan.append(("lit", f"{key}[{static[key]}]"))
+                elif key == "ATA" and self.profile.ata_records:
+                    records = sorted(self.profile.ata_records.items())
+                    plan.append(("lit", " ".join(f"ATA{i}[{rec}]" for i, rec in records)))
+                else:
+                    plan.append((key, "Limitemp" if key == "LIMITEMP" else key))
+            self._mm_plan_cache = plan
+        return self._mm_plan_cache
 
     def mm_string(self, *, lite: bool = False) -> str:
         """The body of the MM ID0 value: `Key[value]` tokens in the model's order."""
         values = self._mm_values(lite)
-        static = self.profile.static_tokens
         tokens: list[str] = []
-        for key in self.profile.mm_layout:
-            if key == "FANS":
+        for key, shown in self._mm_plan():
+            if key == "lit":
+                tokens.append(shown)
+            elif key == "FANS":
                 rpm = round(self.profile.fan_rpm_max * self._fan_pct() / 100.0)
                 tokens.extend(
                     f"Fan{i}[{max(0, rpm + (i - 1) * 7 - 7) if rpm else 0}]" for i in range(1, self.spec.fans + 1)
                 )
-                continue
-            if key == "CHIPS":
+            elif key == "CHIPS":
                 if not lite and not self.profile.hbinfo:
                     tokens.extend(self._chip_tokens())
-                continue
-            if key == "ATA":
+            elif key == "ATA":
                 tokens.append(f"ATA{self._workmode}[{values['ATA']()}]")
-                continue
-            if key == "NonceMask":
-                tokens.append(f"Nonce Mask[{static['NonceMask']}]")
-                continue
-            if key in static:
-                tokens.append(f"{key}[{static[key]}]")
-                continue
-            getter = values.get(key)
-            value = getter() if getter else "0"
-            if value is None:
-                continue
-            tokens.append(f"{'Limitemp' if key == 'LIMITEMP' else key}[{value}]")
+            else:
+                getter = values.get(key)
+                value = getter() if getter else "0"
+                if value is not None:
+                    tokens.append(f"{shown}[{value}]")
         return " ".join(tokens)
