@@ -10,7 +10,7 @@ import pytest
 from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState
 from thermostat.domain.actions import Command, CommandKind, OutcomeKind
 from thermostat.domain.snapshot import MinerState
-from thermostat.miners import avalon
+from thermostat.miners import avalon, protocols
 from thermostat.miners.models import MODELS, NANO3, NANO3S, model_from_ver_string, model_from_version
 from thermostat.sim.miner import SimMiner
 
@@ -81,7 +81,7 @@ def test_the_heater_machine_drives_a_simulated_nano3_up_its_ladder() -> None:
     now = 0.0
     for _ in range(3000):
         for command in machine.step(now):
-            outcome = avalon.execute_sync(lambda r: sim.handle(avalon.encode_json(r)), command, NANO3)
+            outcome = protocols.execute_sync(lambda r: sim.handle(avalon.encode_json(r)), command, NANO3)
             assert outcome.kind != OutcomeKind.MALFORMED, outcome
             seen.append((command.kind.value, outcome.kind.value))
             machine.on_outcome(command, outcome, now)
