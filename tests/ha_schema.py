@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-COMPONENTS = ("climate", "sensor", "binary_sensor", "select", "switch", "button")
+COMPONENTS = ("climate", "sensor", "binary_sensor", "select", "switch", "button", "text")
 
 _AVAILABILITY = {"availability", "availability_mode", "availability_template", "availability_topic",
                  "payload_available", "payload_not_available"}
@@ -68,6 +68,8 @@ ALLOWED: dict[str, set[str]] = {
         "state_off", "state_on", "state_topic", "value_template",
     },
     "button": _COMMON | {"command_template", "command_topic", "device_class", "payload_press", "retain"},
+    "text": _COMMON | {"command_template", "command_topic", "max", "min", "mode", "pattern", "retain", "state_topic",
+                       "value_template"},
 }
 
 REQUIRED: dict[str, set[str]] = {
@@ -77,6 +79,7 @@ REQUIRED: dict[str, set[str]] = {
     "select": {"command_topic", "options"},
     "switch": {"command_topic"},
     "button": {"command_topic"},
+    "text": {"command_topic"},
 }
 
 REMOVED = {"object_id": "replaced by default_entity_id", "obj_id": "replaced by default_entity_id",
@@ -178,7 +181,7 @@ def problems(topic: str, payload: Mapping[str, Any], discovery_prefix: str = "ho
     out.extend(_availability_problems(where, payload))
 
     check = {"climate": _climate, "sensor": _sensor, "binary_sensor": _binary_sensor, "select": _select,
-             "switch": _switch, "button": _button}
+             "switch": _switch, "button": _button, "text": _text}
     out.extend(check[component](where, payload))
     return out
 
@@ -315,6 +318,21 @@ def _switch(where: str, p: Mapping[str, Any]) -> list[str]:
         out.append(f"{where}: payload_on and payload_off must differ")
     if "device_class" in p and p["device_class"] not in SWITCH_CLASSES:
         out.append(f"{where}: switch device_class must be one of {sorted(SWITCH_CLASSES)}")
+    return out
+
+
+def _text(where: str, p: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    low, high = p.get("min", 0), p.get("max", 255)
+    if not (isinstance(low, int) and isinstance(high, int) and 0 <= low <= high <= 255):
+        out.append(f"{where}: text needs integers 0 <= min <= max <= 255, got {low!r}, {high!r}")
+    if p.get("mode", "text") not in ("text", "password"):
+        out.append(f"{where}: text mode must be text or password")
+    if "pattern" in p:
+        try:
+            re.compile(p["pattern"])
+        except (re.error, TypeError):
+            out.append(f"{where}: pattern is not a valid regular expression")
     return out
 
 

@@ -26,7 +26,7 @@ HEATERS = [
 
 
 def published() -> set[str]:
-    out = {T.status, T.problem}
+    out = {T.status, T.problem, T.away, T.away_state, T.away_until}
     for r in ROOMS:
         out |= {T.room(r.id, leaf) for leaf in ha.ROOM_STATE_LEAVES}
     for h in HEATERS:
@@ -63,7 +63,8 @@ def test_entity_inventory(house: list[ha.Discovery]) -> None:
     # 1 select, 1 switch, 1 button.
     assert comps.count("climate") == 2
     assert comps.count("binary_sensor") == 1  # the service's problem sensor
-    assert comps.count("select") == 3 and comps.count("switch") == 3 and comps.count("button") == 3
+    assert comps.count("select") == 3 and comps.count("switch") == 3 + 1 and comps.count("button") == 3
+    assert comps.count("text") == 1  # the house-wide away: a switch and its end
     assert comps.count("sensor") == 3 + (8 + 8 + 7)
     for topic, payload in house:
         assert topic == f"homeassistant/{topic.split('/')[1]}/{payload['unique_id']}/config"

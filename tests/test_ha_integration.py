@@ -257,12 +257,12 @@ async def test_discovery_validates_and_every_topic_is_live(house: House) -> None
         for topic, payload in found.items():
             by_component.setdefault(topic.split("/")[1], []).append(payload)
         assert {c: len(v) for c, v in by_component.items()} == {
-            "climate": 1, "sensor": 2 + 8, "select": 1, "switch": 1, "button": 1, "binary_sensor": 1,
+            "climate": 1, "sensor": 2 + 8, "select": 1, "switch": 1 + 1, "button": 1, "binary_sensor": 1, "text": 1,
         }, sorted(found)
 
         climate = by_component["climate"][0]
         assert climate["modes"] == ["off", "heat"]
-        assert climate["preset_modes"] == ["comfort", "eco", "away"]
+        assert climate["preset_modes"] == ["comfort", "eco", "away", "boost"]
         assert (climate["min_temp"], climate["max_temp"], climate["temp_step"]) == (7.0, 26.0, 0.5)
         assert climate["availability"][0]["topic"] == f"{BASE}/status"
         uids = {p["unique_id"] for p in found.values()}
@@ -298,9 +298,11 @@ async def test_discovery_validates_and_every_topic_is_live(house: House) -> None
 
         # every command topic is really handled: a wrong payload on it is answered on the error topic
         commands = [(key, p[key]) for p in found.values() for key in p if key.endswith("command_topic")]
-        assert len(commands) == 3 + 3  # climate: mode, temperature, preset; select, switch, button
+        # climate: mode, temperature, preset; select, switch, button; the house-wide away: switch, end
+        assert len(commands) == 3 + 3 + 2
         for key, topic in commands:
-            error_topic = topic.rsplit("/", 2)[0] + "/error"
+            away = topic.startswith(f"{BASE}/away/")
+            error_topic = f"{BASE}/away/error" if away else topic.rsplit("/", 2)[0] + "/error"
             mark = w.mark()
             await w.publish(topic, "definitely-not-valid")
             reply = await w.wait_for(error_topic, lambda p: True, 5, f"error reply for {key} {topic}", since=mark)

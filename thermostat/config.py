@@ -382,6 +382,32 @@ class SafetyConfig(BaseModel):
     )
 
 
+class AwayConfig(BaseModel):
+    """House-wide away (`thermostat away`, the HA "Away" switch): what rooms hold, and the return pre-heat."""
+
+    model_config = _STRICT
+
+    temp: Temperature | None = Field(
+        default=None, description="°C every room holds while away; default: the room's schedule preset `away`, "
+        "else 15 °C. A `--temp` given with the away wins."
+    )
+    preheat_rate: float = Field(
+        default=1.0, gt=0, le=10, description="Warm-up rate in K/h assumed for the return pre-heat: a room leaves "
+        "the away (gap to its schedule's target at the return) / rate before the end."
+    )
+    preheat_margin: Duration = Field(default=1800.0, ge=0, le=6 * 3600, description="Extra lead of the pre-heat.")
+    max_preheat: Duration = Field(default=12 * 3600.0, ge=0, le=48 * 3600, description="Longest return pre-heat.")
+
+
+class BoostConfig(BaseModel):
+    """The Home Assistant `boost` preset (and the dashboard's default boost): a warmer target for a while."""
+
+    model_config = _STRICT
+
+    delta: float = Field(default=2.0, gt=0, le=10, description="K above the target in force (held below `max_c`).")
+    duration: Duration = Field(default=3600.0, gt=0, le=24 * 3600, description="How long a boost lasts.")
+
+
 class StateConfig(BaseModel):
     """Persistent state and history."""
 
@@ -535,6 +561,8 @@ class Config(BaseModel):
     heaters: dict[HeaterId, HeaterConfig] = Field(min_length=1, description="Heaters (miners) by id (`[a-z0-9_-]+`).")
     safety: SafetyConfig = Field(default_factory=SafetyConfig, description="Failure behaviour.")
     state: StateConfig = Field(default_factory=StateConfig, description="State database.")
+    away: AwayConfig = Field(default_factory=AwayConfig, description="House-wide away and its return pre-heat.")
+    boost: BoostConfig = Field(default_factory=BoostConfig, description="The boost preset.")
     log: LogConfig = Field(default_factory=LogConfig, description="Logging.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Metrics endpoint.")
     dashboard: DashboardConfig = Field(
@@ -837,6 +865,8 @@ _REFERENCE_SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("heaters.<id>.mrm", HeaterMrmConfig),
     ("safety", SafetyConfig),
     ("state", StateConfig),
+    ("away", AwayConfig),
+    ("boost", BoostConfig),
     ("log", LogConfig),
     ("metrics", MetricsConfig),
     ("dashboard", DashboardConfig),

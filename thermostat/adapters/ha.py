@@ -11,6 +11,8 @@ Topic layout (``<base>`` is ``mqtt.base_topic``, default ``thermostat``; docs/mq
     <base>/heater/<id>/remote                       on | off (Mining Rig Monitor remote switch, if reported)
     <base>/heater/<id>/{level,controlled,reboot}/set
     <base>/heater/<id>/error
+    <base>/away, <base>/away/state, <base>/away/until   house-wide away: ON/OFF, JSON, end (local)
+    <base>/away/set, <base>/away/until/set, <base>/away/error
 
 Discovery: one retained config per entity at ``<prefix>/<component>/<unique_id>/config`` (object id =
 unique id, no node id). One HA device per room (the climate entity, energy and cost sensors) and one
@@ -107,6 +109,16 @@ class HeaterInfo:
     remote: bool = False  # reported to Mining Rig Monitor: a "Remote switch" sensor (on | off)
 
 
+BOOST = "boost"
+
+
+def room_presets(schedule_presets: Iterable[str]) -> tuple[str, ...]:
+    """The presets a room offers: its schedule's, plus the timed `boost` (its temperature is the schedule's
+    `boost` preset when it has one, else the target in force + `boost.delta`)."""
+    names = tuple(schedule_presets)
+    return names if BOOST in names else (*names, BOOST)
+
+
 def level_options(levels: Sequence[str], has_standby: bool = True) -> list[str]:
     """Options of the per-miner level select: ``auto``, the ladder, then ``standby``."""
     return [AUTO, *levels, *([STANDBY] if has_standby else [])]
@@ -131,6 +143,33 @@ class Topics:
     def problem(self) -> str:
         return f"{self.base}/problem"
 
+    @property
+    def away(self) -> str:
+        """ON/OFF: the house-wide away (switch state)."""
+        return f"{self.base}/away"
+
+    @property
+    def away_state(self) -> str:
+        """JSON: {"active", "until", "temp", "since", "heating_back_from"}."""
+        return f"{self.base}/away/state"
+
+    @property
+    def away_until(self) -> str:
+        """The away's end (or the planned end), local "YYYY-MM-DDTHH:MM"; empty when none."""
+        return f"{self.base}/away/until"
+
+    @property
+    def away_set(self) -> str:
+        return f"{self.base}/away/set"
+
+    @property
+    def away_until_set(self) -> str:
+        return f"{self.base}/away/until/set"
+
+    @property
+    def away_error(self) -> str:
+        return f"{self.base}/away/error"
+
     def room(self, room: str, leaf: str) -> str:
         return f"{self.base}/room/{room}/{leaf}"
 
@@ -145,7 +184,7 @@ class Topics:
 
     def command_filters(self) -> list[str]:
         """What the service subscribes to for commands."""
-        return [f"{self.base}/room/+/+/set", f"{self.base}/heater/+/+/set"]
+        return [f"{self.base}/room/+/+/set", f"{self.base}/heater/+/+/set", self.away_set, self.away_until_set]
 
     def split_command(self, topic: str) -> tuple[Literal["room", "heater"], str, str] | None:
         """``<base>/room/<id>/<what>/set`` → ``("room", id, what)``; None for anything else."""
@@ -252,6 +291,42 @@ def service_problem_config(t: Topics) -> Discovery:
         }
     )
     return t.discovery("binary_sensor", uid), payload
+
+
+AWAY_NO_END = "none"  # the "Away until" text when no end is set (an empty retained payload would delete it)
+AWAY_UNTIL_PATTERN = r"^(\d{4}-\d{2}-\d{2}([T ]\d{1,2}:\d{2})?|\d{1,2}:\d{2}|none)?$"
+
+
+def service_away_configs(t: Topics) -> list[Discovery]:
+    """The house-wide away: a switch (ON starts it with the planned end, OFF ends it) and a text holding the end
+    ("2026-12-27T16:00", "2026-12-27" or "18:30", local time; setting it while away moves the end)."""
+    device = service_device(t)
+    uid = f"{t.service_device_id}_away"
+    switch = _common(t, uid, device, f"switch.{t.node}_away")
+    switch.update({
+        "name": "Away",
+        "icon": "mdi:airplane",
+        "state_topic": t.away,
+        "command_topic": t.away_set,
+        "payload_on": "ON",
+        "payload_off": "OFF",
+        "state_on": "ON",
+        "state_off": "OFF",
+        "json_attributes_topic": t.away_state,
+    })
+    uid_until = f"{t.service_device_id}_away_until"
+    text = _common(t, uid_until, device, f"text.{t.node}_away_until")
+    text.update({
+        "name": "Away until",
+        "icon": "mdi:calendar-end",
+        "state_topic": t.away_until,
+        "command_topic": t.away_until_set,
+        "min": 0,
+        "max": 16,
+        "mode": "text",
+        "pattern": AWAY_UNTIL_PATTERN,
+    })
+    return [(t.discovery("switch", uid), switch), (t.discovery("text", uid_until), text)]
 
 
 def _common(t: Topics, unique_id: str, device: dict[str, Any], default_entity_id: str) -> dict[str, Any]:
@@ -474,7 +549,7 @@ def discovery_payloads(
 ) -> list[Discovery]:
     """Every discovery config for a house: the service's problem sensor, then rooms (so via_device targets exist
     first), then heaters."""
-    out: list[Discovery] = [service_problem_config(t)]
+    out: list[Discovery] = [service_problem_config(t), *service_away_configs(t)]
     for room in rooms:
         out.append(climate_config(t, room))
         out.append(room_energy_config(t, room))
@@ -506,7 +581,7 @@ def discovery_for_service(service: Any) -> Iterator[Discovery]:
     heaters: list[HeaterInfo] = []
     for room_id, runtime in service.rooms.items():
         rcfg = runtime.cfg
-        presets = tuple(runtime.schedule.presets)
+        presets = room_presets(runtime.schedule.presets)
         rooms.append(RoomInfo(room_id, rcfg.name or room_id, float(rcfg.limits.min_c), float(rcfg.limits.max_c),
                               presets, currency))
     for hid, h in service.heaters.items():
@@ -573,6 +648,26 @@ class Reboot:
 @dataclass(frozen=True)
 class Rejected:
     reason: str
+
+
+@dataclass(frozen=True)
+class SetAway:
+    """Start (or change) the house-wide away. `until` None: use the planned end (HA's switch ON)."""
+
+    until: datetime | None
+    temp: float | None = None
+
+
+@dataclass(frozen=True)
+class CancelAway:
+    pass
+
+
+@dataclass(frozen=True)
+class PlanAwayEnd:
+    """HA's "Away until" text: the end of the current away, or of the next one when none is running."""
+
+    until: datetime | None  # None: cleared
 
 
 RoomCommand = SetTarget | SetMode | SetPreset | SetOverride
@@ -647,6 +742,67 @@ def _parse_override(
         return SetOverride(temp, parse_until(until_raw, wall, tz or ZoneInfo("UTC")))
     except ValueError as exc:
         return Rejected(f"until: {exc}")
+
+
+_AWAY_FORMS = ('away must be "ON", "OFF", "cancel" or JSON {"until": "2026-12-27T16:00"} or {"for": "3d"}, with '
+               'an optional "temp"')
+
+
+def parse_away_command(payload: bytes, min_temp: float, max_temp: float, now: datetime,
+                       tz: ZoneInfo) -> SetAway | CancelAway | Rejected:
+    """A command on ``<base>/away/set``. Never raises."""
+    try:
+        text = _text(payload)
+    except BadReading as exc:
+        return Rejected(exc.reason)
+    if text.lower() in ("off", "cancel", '"cancel"'):
+        return CancelAway()
+    if text.lower() == "on":
+        return SetAway(None)
+    try:
+        doc = json.loads(text, parse_constant=lambda name: math.nan)
+    except (ValueError, RecursionError):
+        return Rejected(_AWAY_FORMS)
+    if not isinstance(doc, dict):
+        return Rejected(_AWAY_FORMS)
+    unknown = set(doc) - {"until", "for", "temp"}
+    if unknown:
+        return Rejected(f"unknown away key(s): {', '.join(sorted(map(str, unknown)))} (known: until, for, temp)")
+    if ("until" in doc) == ("for" in doc):
+        return Rejected('away needs "until" or "for" (one of them)')
+    temp: float | None = None
+    if doc.get("temp") is not None:
+        raw = doc["temp"]
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            return Rejected("away temp must be a number")
+        checked = _temperature(float(raw), min_temp, max_temp)
+        if isinstance(checked, Rejected):
+            return checked
+        temp = checked
+    try:
+        if "for" in doc:
+            until = until_after(now, parse_duration_s(doc["for"]))
+        elif isinstance(doc["until"], str):
+            until = parse_until(doc["until"], now, tz)
+        else:
+            return Rejected('until must be a time ("2026-12-27T16:00", "2026-12-27", "18:30")')
+    except ValueError as exc:
+        return Rejected(str(exc))
+    return SetAway(until, temp)
+
+
+def parse_away_end(payload: bytes, now: datetime, tz: ZoneInfo) -> PlanAwayEnd | Rejected:
+    """A command on ``<base>/away/until/set`` (HA's text entity). Empty clears the planned end."""
+    try:
+        text = _text(payload, limit=64)
+    except BadReading as exc:
+        return Rejected(exc.reason)
+    if not text or text.lower() == AWAY_NO_END:
+        return PlanAwayEnd(None)
+    try:
+        return PlanAwayEnd(parse_until(text, now, tz))
+    except ValueError as exc:
+        return Rejected(str(exc))
 
 
 def parse_room_command(

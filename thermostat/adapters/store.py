@@ -91,6 +91,7 @@ class RoomState:
     override_until: datetime | None = None  # aware; None with override_temp set = until the next block
     override_set_at: datetime | None = None  # when the override was made (to find "the next block")
     manual_level: str | None = None  # None/"auto" = controller decides; "standby" or a ladder level name
+    override_label: str | None = None  # "boost" for an override made by the boost preset (shown as the preset)
     updated: float = 0.0  # epoch seconds of the last put (filled in by the store)
 
 

@@ -83,6 +83,7 @@ class Dashboard:
         app.router.add_post("/api/login", self._login)
         app.router.add_post("/api/logout", self._logout)
         app.router.add_post("/api/{kind:room|heater}/{ident}/{what}", self._command)
+        app.router.add_post("/api/house/{what:away|away_until}", self._house_command)
         self._server = WebServer(app, cfg.host, cfg.port)
 
     @property
@@ -264,14 +265,21 @@ class Dashboard:
             self.sessions[sid].authenticated = self._password is None
         return web.json_response({"ok": True})
 
-    async def _command(self, request: web.Request) -> web.Response:
+    async def _house_command(self, request: web.Request) -> web.Response:
+        """House-wide commands (the away): the same path as `<base>/away/set` and `<base>/away/until/set`."""
+        return await self._command(request, house=True)
+
+    async def _command(self, request: web.Request, *, house: bool = False) -> web.Response:
         if not self._authorized(request):
             return _error(401, "password required")
         if not self._same_origin(request):
             self.counters["refused"] += 1
             self._warn("command without a valid CSRF token refused (%s)", request.path)
             return _error(403, "missing or wrong CSRF token, or a cross-site request")
-        kind, ident, what = (request.match_info[k] for k in ("kind", "ident", "what"))
+        if house:
+            kind, ident, what = "house", "", request.match_info["what"]
+        else:
+            kind, ident, what = (request.match_info[k] for k in ("kind", "ident", "what"))
         body = await self._body(request)
         payload = body.get("payload") if body is not None else None
         if isinstance(payload, dict):
@@ -279,7 +287,7 @@ class Dashboard:
         if not isinstance(payload, str):
             return _error(400, 'body must be JSON {"payload": "<the MQTT command payload>"}')
         known = self.service.rooms if kind == "room" else self.service.heaters
-        if ident not in known:
+        if not house and ident not in known:
             return _error(404, f"unknown {kind} {ident[:40]!r}")
         self.counters["commands"] += 1
         reason = self.service.command(kind, ident, what, payload.encode("utf-8"))

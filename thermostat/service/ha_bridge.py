@@ -52,7 +52,7 @@ def room_state_messages(service: Service, room: RoomRuntime) -> Iterator[tuple[s
     yield f"{base}/target", _num(target.temp if target else None, 1)
     yield f"{base}/mode", room.state.mode
     yield f"{base}/action", action
-    yield f"{base}/preset", room.state.preset or "none"
+    yield f"{base}/preset", shown_preset(room)
     yield f"{base}/energy", _num(room.energy_kwh, 3)
     tariff = service.config.tariff
     if tariff is not None:
@@ -62,6 +62,13 @@ def room_state_messages(service: Service, room: RoomRuntime) -> Iterator[tuple[s
     reason = view.room_reason(service, room)
     yield f"{base}/reason", reason
     yield f"{base}/state", _room_json(service, room, reason)
+
+
+def shown_preset(room: RoomRuntime) -> str:
+    """The preset HA shows: `boost` while a boost runs, else the held preset, else "none"."""
+    if room.state.override_label and room.target is not None and room.target.reason == "override":
+        return room.state.override_label
+    return room.state.preset or "none"
 
 
 def _room_json(service: Service, room: RoomRuntime, reason: str) -> str:
@@ -78,7 +85,7 @@ def _room_json(service: Service, room: RoomRuntime, reason: str) -> str:
         "next_change": target.next_change.astimezone(room.schedule.tz).isoformat()
         if target and target.next_change else None,
         "mode": room.state.mode,
-        "preset": room.state.preset,
+        "preset": None if shown_preset(room) == "none" else shown_preset(room),
         "demand_w": room.decision.demand_w if room.decision else None,
         "reason": room.decision.reason if room.decision else None,
         "energy_kwh": round(room.energy_kwh, 4),

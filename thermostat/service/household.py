@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from thermostat.adapters import ha
@@ -43,6 +43,7 @@ from thermostat.miners.client import MinerClient
 from thermostat.miners.errors import MinerError
 from thermostat.miners.models import MODELS
 from thermostat.service import ha_bridge
+from thermostat.service.away import HouseAwayState
 from thermostat.service.problems import Problems
 
 log = logging.getLogger("thermostat.service")
@@ -139,8 +140,10 @@ class Service:
         self.problems: Problems = previous.problems if previous is not None else Problems(
             RateLimiter(window_s=600.0, burst=2, clock=self.clock.monotonic))
         self.problems.changed = True
+        self.away = HouseAwayState(config.away, self.store, config.schedule_for(next(iter(config.rooms))).tz)
         base = config.mqtt.base_topic
         self.base = base
+        self.topics = ha.Topics(base, config.mqtt.discovery_prefix)
         password = config.mqtt.read_password()
         self.link = MqttLink(
             config.mqtt.host,
@@ -170,6 +173,7 @@ class Service:
         self.exit_action = config.safety.on_exit  # "standby" | "leave"; a reload sets "leave"
         self._handing_over = False  # stopping for a reload: heater loops finish their command and return
         self._build(previous)
+        self.away.schedules = {room.id: room.schedule for room in self.rooms.values()}
         for problem in self.problems.active():  # a room removed by a reload takes its problems with it
             if problem.room is not None and problem.room not in self.rooms:
                 self.problems.clear(problem.key, now=self.clock.now().timestamp(), mono=self.clock.monotonic())
@@ -298,8 +302,8 @@ class Service:
         """Run until `stop` is set, then carry out the exit action and close."""
         for room in self.rooms.values():
             self.link.subscribe(room.cfg.sensor.topic)
-        self.link.subscribe(f"{self.base}/room/+/+/set")
-        self.link.subscribe(f"{self.base}/heater/+/+/set")
+        for command_filter in self.topics.command_filters():
+            self.link.subscribe(command_filter)
         self.link.subscribe(f"{self.config.mqtt.discovery_prefix}/status")
         self._tasks = [
             asyncio.create_task(self.link.run(self._on_message, self._on_connect), name="mqtt"),
@@ -691,21 +695,25 @@ class Service:
         self.problems.set(f"control:{room.id}", failed, now=wall, room=room.id, mono=mono, severity="error")
 
     def _bookkeep_service(self, now: float, wall: datetime) -> None:
+        if self.away.expire(wall):
+            log.info("away ended: every room follows its schedule")
+        if self.away.changed:
+            self._publish_away()
         self.store.flush()
         self.problems.set("store", self.store.problem, now=wall.timestamp(), severity="error", mono=now)
         if self.problems.changed:
             self.problems.changed = False
             self._publish_problems()
 
-    def _target(self, room: RoomRuntime, wall: datetime) -> Target:
+    def _target(self, room: RoomRuntime, wall: datetime, *, with_override: bool = True) -> Target:
         st = room.state
         override = None
-        if st.override_temp is not None:
+        if st.override_temp is not None and with_override:
             since = st.override_set_at or wall
             until = st.override_until if st.override_until is not None else target_at(room.schedule, since).next_change
             override = Override(temp=st.override_temp, since=since, until=until)
-        away = None
-        if st.preset is not None and st.preset in room.schedule.presets:
+        away = self.away.for_room(room.schedule, wall)  # the house is away: beats a room's held preset
+        if away is None and st.preset is not None and st.preset in room.schedule.presets:
             away = Away(temp=room.schedule.presets[st.preset], until=None, preset=st.preset,
                         reason="away" if st.preset == "away" else "preset")
         return effective_target(room.schedule, wall, override, away)
@@ -755,6 +763,9 @@ class Service:
                 self._publish_discovery()
                 self._publish_all_rooms()
             return
+        if msg.topic in (self.topics.away_set, self.topics.away_until_set):
+            self._on_away("away" if msg.topic == self.topics.away_set else "away_until", msg.payload)
+            return
         parts = msg.topic.split("/")
         base_parts = self.base.split("/")
         if parts[: len(base_parts)] != base_parts or len(parts) != len(base_parts) + 4 or parts[-1] != "set":
@@ -778,11 +789,30 @@ class Service:
         """A room/heater command from the dashboard: the MQTT command path. The rejection reason, or None."""
         return self._on_command(kind, ident, what, payload)
 
+    def _on_away(self, what: str, payload: bytes) -> str | None:
+        """The house-wide away (`what` "away": start/change/cancel; "away_until": its end). The rejection or None."""
+        wall = self.clock.now()
+        if what == "away":
+            lowest = min(r.cfg.limits.min_c for r in self.rooms.values())  # each room clamps to its own limits
+            highest = max(r.cfg.limits.max_c for r in self.rooms.values())
+            outcome = self.away.command(payload, wall, lowest, highest)
+        else:
+            outcome = self.away.plan_end(payload, wall)
+        if outcome.error is not None:
+            return self._reject(self.topics.away_error, outcome.error)
+        log.info("%s", outcome.text)
+        self._publish_away()
+        self._tick.set()
+        return None
+
     def _on_command(self, kind: str, ident: str, what: str, payload: bytes) -> str | None:
+        if kind == "house" and what in ("away", "away_until"):
+            return self._on_away(what, payload)
         if kind == "room" and ident in self.rooms:
             room = self.rooms[ident]
             cmd = ha.parse_room_command(what, payload, room.cfg.limits.min_c, room.cfg.limits.max_c,
-                                        tuple(room.schedule.presets), now=self.clock.now(), tz=room.schedule.tz)
+                                        ha.room_presets(room.schedule.presets), now=self.clock.now(),
+                                        tz=room.schedule.tz)
             if isinstance(cmd, ha.Rejected):
                 return self._reject(f"{self.base}/room/{ident}/error", f"{what}: {cmd.reason}")
             self._apply_room_command(room, cmd)
@@ -818,18 +848,32 @@ class Service:
         if isinstance(cmd, ha.SetMode):
             st = replace(st, mode=cmd.mode)
         elif isinstance(cmd, ha.SetTarget):
-            st = replace(st, override_temp=cmd.temp, override_until=None, override_set_at=wall, preset=None)
+            st = replace(st, override_temp=cmd.temp, override_until=None, override_set_at=wall, preset=None,
+                         override_label=None)
+        elif isinstance(cmd, ha.SetPreset) and cmd.preset == ha.BOOST:
+            st = replace(st, preset=None, override_temp=self._boost_temp(room, wall), override_set_at=wall,
+                         override_until=wall + timedelta(seconds=self.config.boost.duration), override_label=ha.BOOST)
         elif isinstance(cmd, ha.SetPreset):
-            st = replace(st, preset=cmd.preset, override_temp=None, override_until=None, override_set_at=None)
+            st = replace(st, preset=cmd.preset, override_temp=None, override_until=None, override_set_at=None,
+                         override_label=None)
         elif isinstance(cmd, ha.SetOverride):
             if cmd.temp is None:
-                st = replace(st, override_temp=None, override_until=None, override_set_at=None)
+                st = replace(st, override_temp=None, override_until=None, override_set_at=None, override_label=None)
             else:
-                st = replace(st, override_temp=cmd.temp, override_until=cmd.until, override_set_at=wall)
+                st = replace(st, override_temp=cmd.temp, override_until=cmd.until, override_set_at=wall,
+                             override_label=None)
         room.state = st
         self.store.put_room_state(room.id, st, wall.timestamp())
         log.info("room %s: %s", room.id, cmd)
         self._tick.set()
+
+    def _boost_temp(self, room: RoomRuntime, wall: datetime) -> float:
+        """The schedule's `boost` preset, else what the room would otherwise hold + `boost.delta`, below max_c."""
+        if ha.BOOST in room.schedule.presets:
+            temp = room.schedule.presets[ha.BOOST]
+        else:
+            temp = self._target(room, wall, with_override=False).temp + self.config.boost.delta
+        return round(min(temp, room.cfg.limits.max_c) * 2) / 2  # on the 0.5 K grid HA and the CLI use
 
     def _apply_heater_command(self, h: HeaterRuntime, cmd: Any) -> str | None:
         if isinstance(cmd, ha.Reboot) and h.spec is None:
@@ -892,6 +936,12 @@ class Service:
         for room in self.rooms.values():
             self._publish_room(room)
         self._publish_problems()
+        self._publish_away()
+
+    def _publish_away(self) -> None:
+        self.away.changed = False
+        for topic, value in self.away.messages(self.topics):
+            self.link.publish_nowait(topic, value, retain=True)
 
     def _publish_problems(self) -> None:
         self.link.publish_nowait(f"{self.base}/problem", self.problems.as_json(), retain=True)

@@ -134,6 +134,7 @@ def state_document(service: Service) -> dict[str, Any]:
         "version": __version__,
         "time": _iso(service.clock.now()),
         "mqtt_connected": bool(service.link.connected),
+        "away": service.away.document(),
         "rooms": [room_view(service, room) for room in service.rooms.values()],
         "heaters": [heater_view(service, h) for h in service.heaters.values()],
     }

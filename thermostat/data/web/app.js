@@ -109,7 +109,35 @@ function heaterRow(h) {
     cell("watts"), cell("reason"), el("td", {}, select, apply));
 }
 
+async function houseCommand(what, payload) {
+  const { status, data } = await api(`/api/house/${what}`, { method: "POST", body: JSON.stringify({ payload }) });
+  if (status === 401) { showLogin(); return; }
+  message(status === 200 ? "" : `${what}: ${(data && data.error) || "HTTP " + status}`);
+  poll();
+}
+
+function awayBar() {
+  const until = el("input", { id: "away-until", type: "datetime-local" });
+  return el("section", { class: "house", id: "house" },
+    el("h2", {}, "House"),
+    el("p", { id: "away-text" }, "–"),
+    el("div", { class: "actions" }, "Away until", until,
+      button("away-start", "Away", () => houseCommand("away", { until: until.value.replace(" ", "T") })),
+      button("away-cancel", "Back home", () => houseCommand("away", "cancel"))));
+}
+
+function renderAway(away) {
+  if (!document.getElementById("house")) document.getElementById("rooms").before(awayBar());
+  const text = away && away.active
+    ? `Away until ${away.until.slice(0, 16).replace("T", " ")}; rooms heat back from ` +
+      `${(away.heating_back_from || away.until).slice(0, 16).replace("T", " ")}`
+    : "At home: every room follows its schedule.";
+  set("away-text", text);
+  document.getElementById("away-cancel").disabled = !(away && away.active);
+}
+
 function render(doc) {
+  renderAway(doc.away);
   const main = document.getElementById("rooms");
   for (const room of doc.rooms) {
     const p = `room-${room.id}`;
