@@ -18,6 +18,7 @@ from thermostat.sim.oracle import (
     heater_bounds_w,
     run_oracle,
     simulate_plan,
+    solve_discrete_oracle,
     solve_oracle,
     step_map,
 )
@@ -170,3 +171,40 @@ def test_cli_oracle_row_in_json_and_plot(tiny_yaml: Path, tmp_path: Path, capsys
     assert [row["controller"] for row in data] == ["pid", "oracle"]
     assert all(set(row) == JSON_KEYS for row in data)
     assert out_png.exists() and out_png.stat().st_size > 10_000
+
+
+def test_discrete_variant_uses_real_levels_and_is_never_better_than_the_bound(tmp_path: Path) -> None:
+    path = tmp_path / "tiny_discrete.yaml"
+    path.write_text(TINY.replace("duration_h: 5", "duration_h: 3").replace("name: tiny_oracle", "name: tiny_discrete"),
+                    encoding="utf-8")
+    sc = load_scenario(path)
+    lp = solve_oracle(sc)
+    plan = solve_discrete_oracle(sc, time_limit_s=60.0)
+    kpi, air = simulate_plan(sc, plan.power_w)
+    assert np.max(np.abs(air - plan.air_c)) < 1e-6
+    assert kpi.result().discomfort_kh == pytest.approx(plan.objective_kh, abs=1e-6)
+    assert plan.objective_kh >= lp.objective_kh - 1e-6
+    levels = {0.0} | {lv.wall_w for lv in load_scenario(path).heater_list()[0][1].spec.levels}
+    assert set(np.round(plan.power_w, 3).tolist()) <= levels
+    # one level per quarter hour: the power only changes on block boundaries
+    steps_per_block = round(900 / sc.step_s)
+    changes = np.nonzero(np.diff(plan.power_w[:-1]))[0] + 1
+    assert all(c % steps_per_block == 0 for c in changes)
+    assert 1 <= plan.wakes <= 2 * 3
+
+
+def test_pwm_variant_is_between_the_bound_and_the_exact_levels(tmp_path: Path) -> None:
+    path = tmp_path / "tiny_pwm.yaml"
+    path.write_text(TINY.replace("duration_h: 5", "duration_h: 3").replace("name: tiny_oracle", "name: tiny_pwm"),
+                    encoding="utf-8")
+    sc = load_scenario(path)
+    lp = solve_oracle(sc)
+    pwm = solve_discrete_oracle(sc, levels="pwm", time_limit_s=60.0)
+    exact = solve_discrete_oracle(sc, levels="exact", time_limit_s=60.0)
+    assert lp.objective_kh - 1e-6 <= pwm.objective_kh <= exact.objective_kh + 0.02
+    running = pwm.power_w[pwm.power_w > 1.0]
+    assert running.min() >= 400.0 - 1e-3 and running.max() <= 824.0 + 1e-3  # Mini 3: Night .. Mining, or standby
+    _kpi, air = simulate_plan(sc, pwm.power_w)
+    assert np.max(np.abs(air - pwm.air_c)) < 1e-6
+    with pytest.raises(ValueError, match="levels"):
+        solve_discrete_oracle(sc, levels="fuzzy")

@@ -35,7 +35,7 @@ from datetime import UTC
 
 import numpy as np
 from scipy import sparse
-from scipy.optimize import linprog
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from thermostat.core.kpi import Kpi
 from thermostat.sim.bench import BenchResult, Trace, _schedule, _TargetCache
@@ -45,6 +45,9 @@ from thermostat.sim.scenario import Scenario
 ENERGY_WEIGHT_KH_PER_KWH = 0.01  # 1 kWh costs as much as 0.01 K·h of discomfort: energy only breaks ties
 BAND_LOW_K = 0.5  # the comfort band of core/kpi.py
 BAND_HIGH_K = 1.0
+DISCRETE_BLOCK_S = 900.0  # the discrete variant decides one level per heater per quarter hour
+WAKE_COST_KH = 0.05  # ... and charges each wake (standby → running) as this much discomfort
+MAX_WAKES_PER_HOUR = 2  # the heater machine's wake cap
 WINDOW_STEPS = 7 * 1440  # a week of 60-s steps per LP
 LOOKAHEAD_STEPS = 3 * 1440  # plus three days seen ahead
 
@@ -138,10 +141,33 @@ def oracle_inputs(scenario: Scenario) -> OracleInputs:
     )
 
 
-def _solve_window(
-    inp: OracleInputs, maps: dict[bool, StepMap], first: int, k: int, x0: tuple[float, float]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """LP over steps first .. first + k (k steps, k + 1 samples). Returns power (k, W), air, mass (k + 1), K·h."""
+@dataclass
+class _Problem:
+    """One window's LP: minimise cost @ x subject to a_ub x ≤ b_ub, a_eq x = b_eq, bounds; index arrays name
+    the variables (air, mass, power in kW, below-band and above-band slack)."""
+
+    cost: np.ndarray
+    a_ub: sparse.csr_array
+    b_ub: np.ndarray
+    a_eq: sparse.csr_array
+    b_eq: np.ndarray
+    bounds: np.ndarray  # n × 2
+    ta: np.ndarray
+    tm: np.ndarray
+    p: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    weight: np.ndarray  # K·h per K of slack at each sample
+
+
+def _coo(rows: list[np.ndarray], cols: list[np.ndarray], vals: list[np.ndarray], shape: tuple[int, int]
+         ) -> sparse.csr_array:
+    return sparse.csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=shape)
+
+
+def _window_problem(inp: OracleInputs, maps: dict[bool, StepMap], first: int, k: int,
+                    x0: tuple[float, float]) -> _Problem:
+    """The LP over steps first .. first + k (k steps, k + 1 samples)."""
     n_total = len(inp.t) - 1
     idx = np.arange(first, first + k + 1)
     win = inp.window[idx[:-1]]
@@ -160,7 +186,9 @@ def _solve_window(
     n_var = int(hi[-1]) + 1
     steps = np.arange(k)
 
-    rows, cols, vals = [], [], []
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
 
     def put(r: np.ndarray, col: np.ndarray, v: np.ndarray | float) -> None:
         rows.append(r)
@@ -174,8 +202,7 @@ def _solve_window(
         put(r, ta[:-1], -m[:, node, 0])
         put(r, tm[:-1], -m[:, node, 1])
         put(r, p, -b[:, node])
-    a_eq = sparse.csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                            shape=(2 * k, n_var))
+    a_eq = _coo(rows, cols, vals, (2 * k, n_var))
     b_eq = np.concatenate([c[:, 0], c[:, 1]])
 
     rows, cols, vals = [], [], []
@@ -184,8 +211,7 @@ def _solve_window(
     put(r, lo, -1.0)
     put(r + k + 1, ta, 1.0)  # Ta − hi ≤ target + 1
     put(r + k + 1, hi, -1.0)
-    a_ub = sparse.csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                            shape=(2 * (k + 1), n_var))
+    a_ub = _coo(rows, cols, vals, (2 * (k + 1), n_var))
     tgt = inp.target_c[idx]
     b_ub = np.concatenate([-(tgt - BAND_LOW_K), tgt + BAND_HIGH_K])
 
@@ -204,13 +230,22 @@ def _solve_window(
     bounds[p] = (inp.base_w / 1000.0, inp.max_w / 1000.0)
     bounds[lo] = (0.0, np.inf)
     bounds[hi] = (0.0, np.inf)
+    return _Problem(cost=cost, a_ub=a_ub, b_ub=b_ub, a_eq=a_eq, b_eq=b_eq, bounds=bounds, ta=ta, tm=tm, p=p,
+                    lo=lo, hi=hi, weight=weight)
 
-    res = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+
+def _solve_window(
+    inp: OracleInputs, maps: dict[bool, StepMap], first: int, k: int, x0: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """LP over steps first .. first + k. Returns power (k, W), air, mass (k + 1) and its discomfort (K·h)."""
+    pr = _window_problem(inp, maps, first, k, x0)
+    res = linprog(pr.cost, A_ub=pr.a_ub, b_ub=pr.b_ub, A_eq=pr.a_eq, b_eq=pr.b_eq, bounds=pr.bounds,
+                  method="highs")
     if res.status != 0 or res.x is None:
         raise OracleError(f"HiGHS: status {res.status}: {res.message}")
     x = res.x
-    disc = float(weight @ (x[lo] + x[hi]))
-    return x[p] * 1000.0, x[ta], x[tm], disc
+    disc = float(pr.weight @ (x[pr.lo] + x[pr.hi]))
+    return x[pr.p] * 1000.0, x[pr.ta], x[pr.tm], disc
 
 
 def solve_oracle(scenario: Scenario, *, window_steps: int = WINDOW_STEPS,
@@ -293,4 +328,185 @@ def run_oracle(scenario: Scenario, *, keep_trace: bool = False) -> BenchResult:
         sim_hours=round(result.duration_h, 2),
         wall_s=round(time.perf_counter() - wall0, 3),
         trace=trace,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The discrete variant: real ladders and wake costs (a MILP)
+
+
+@dataclass(frozen=True)
+class DiscretePlan:
+    power_w: np.ndarray  # N + 1, like OraclePlan
+    air_c: np.ndarray
+    objective_kh: float  # the plan's discomfort as the MILP predicts it
+    wakes: int
+    dual_bound_kh: float  # HiGHS' lower bound on the MILP objective (discomfort + energy + wake costs)
+    mip_gap: float
+    optimal: bool  # False: stopped at the time limit with this (feasible) plan
+    solve_s: float
+
+
+def _ladders(scenario: Scenario) -> list[tuple[list[float], bool]]:
+    """Per heater: its level watts (ascending) and whether it can be switched off."""
+    out = []
+    for _, h in scenario.heater_list():
+        watts = sorted(h.levels_w.values()) if h.levels_w else sorted(lv.wall_w for lv in h.spec.levels)
+        out.append((watts, h.spec.has_standby or h.has_plug))
+    return out
+
+
+def solve_discrete_oracle(scenario: Scenario, *, block_s: float = DISCRETE_BLOCK_S,
+                          wake_cost_kh: float = WAKE_COST_KH, time_limit_s: float = 300.0,
+                          mip_rel_gap: float = 0.01, levels: str = "exact") -> DiscretePlan:
+    """The clairvoyant plan with the heaters' real levels: each heater holds one level (or standby, when it has
+    one) per `block_s`, each wake costs `wake_cost_kh`, at most two wakes per hour per heater; the heaters start in
+    standby (their lowest level without one), as in the bench. Same room model and discomfort as the LP bound,
+    solved as one MILP over the whole run with HiGHS (`scipy.optimize.milp`). The quarter-hour blocks make it an
+    achievable discrete plan rather than a bound for every discrete controller; its distance from the LP shows what
+    discrete levels and wakes cost.
+
+    levels="exact": one rung of the ladder per block. levels="pwm": any power between the lowest and the top level
+    per block (what alternating adjacent rungs gives on average), or standby — only the on/off decision and the
+    minimum running power are discrete. A much smaller MILP, solvable for a week."""
+    if levels not in ("exact", "pwm"):
+        raise ValueError(f"levels must be 'exact' or 'pwm', not {levels!r}")
+    wall0 = time.perf_counter()
+    inp = oracle_inputs(scenario)
+    params = scenario.room.params()
+    maps = {w: step_map(params, inp.dt, w) for w in (False, True)}
+    n = len(inp.t) - 1
+    pr = _window_problem(inp, maps, 0, n, (inp.air0_c, inp.mass0_c))
+    per_block = max(1, round(block_s / inp.dt))
+    n_blocks = math.ceil(n / per_block)
+    block_of_step = np.arange(n) // per_block
+    ladders = _ladders(scenario)
+    n_lp = len(pr.cost)
+
+    # extra variables per heater and block. levels="exact": y[l][j] binary per level (power Σ W_l y_l, on Σ y_l);
+    # levels="pwm": q[j] continuous power and o[j] binary on (lowest·o ≤ q ≤ top·o). Then w[j] wakes (switchable).
+    col = n_lp
+    binaries: list[np.ndarray] = []
+    power_terms: list[list[tuple[np.ndarray, float]]] = []  # per heater: (columns by block, kW per unit)
+    on_terms: list[list[np.ndarray]] = []  # per heater: columns whose sum is "running" in a block
+    continuous_bounds: list[tuple[np.ndarray, float, float]] = []
+    pwm_links: list[tuple[np.ndarray, np.ndarray, float, float]] = []  # q, o, lowest kW, top kW
+    for watts, switchable in ladders:
+        if levels == "exact":
+            ys = [col + j * n_blocks + np.arange(n_blocks) for j in range(len(watts))]
+            col += len(watts) * n_blocks
+            binaries.extend(ys)
+            power_terms.append([(y, w / 1000.0) for y, w in zip(ys, watts, strict=True)])
+            on_terms.append(ys)
+        else:
+            q = col + np.arange(n_blocks)
+            col += n_blocks
+            power_terms.append([(q, 1.0)])
+            if switchable:
+                o = col + np.arange(n_blocks)
+                col += n_blocks
+                binaries.append(o)
+                on_terms.append([o])
+                continuous_bounds.append((q, 0.0, watts[-1] / 1000.0))
+                pwm_links.append((q, o, watts[0] / 1000.0, watts[-1] / 1000.0))
+            else:
+                on_terms.append([])
+                continuous_bounds.append((q, watts[0] / 1000.0, watts[-1] / 1000.0))
+    w_index: dict[int, np.ndarray] = {}
+    for h, (_, switchable) in enumerate(ladders):
+        if switchable:
+            w_index[h] = col + np.arange(n_blocks)
+            col += n_blocks
+    n_var = col
+
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    lower: list[np.ndarray] = []
+    upper: list[np.ndarray] = []
+    row = 0
+
+    def put(r: np.ndarray, c: np.ndarray, v: np.ndarray | float) -> None:
+        rows.append(r)
+        cols.append(c)
+        vals.append(np.broadcast_to(v, r.shape).astype(float))
+
+    def bound_rows(count: int, lo_: float, hi_: float) -> None:
+        nonlocal row
+        lower.append(np.full(count, lo_))
+        upper.append(np.full(count, hi_))
+        row += count
+
+    # power of each step = the heaters' power in its block (kW)
+    r = row + np.arange(n)
+    put(r, pr.p, 1.0)
+    for terms in power_terms:
+        for columns, kw in terms:
+            put(r, columns[block_of_step], -kw)
+    bound_rows(n, 0.0, 0.0)
+    blocks = np.arange(n_blocks)
+    for q, o, low_kw, top_kw in pwm_links:  # lowest·o ≤ q ≤ top·o
+        put(row + blocks, q, 1.0)
+        put(row + blocks, o, -low_kw)
+        bound_rows(n_blocks, 0.0, np.inf)
+        put(row + blocks, q, 1.0)
+        put(row + blocks, o, -top_kw)
+        bound_rows(n_blocks, -np.inf, 0.0)
+    for h, (_, switchable) in enumerate(ladders):
+        if levels == "exact":  # one level per block (exactly one without standby)
+            for y in on_terms[h]:
+                put(row + blocks, y, 1.0)
+            bound_rows(n_blocks, 0.0 if switchable else 1.0, 1.0)
+        if not switchable:
+            continue
+        r = row + blocks  # on_j − on_{j−1} − w_j ≤ 0 (on_{−1} = 0: standby at the start)
+        for y in on_terms[h]:
+            put(r, y, 1.0)
+            put(r[1:], y[:-1], -1.0)
+        put(r, w_index[h], -1.0)
+        bound_rows(n_blocks, -np.inf, 0.0)
+        per_hour = max(1, round(3600.0 / (per_block * inp.dt)))
+        if per_hour > MAX_WAKES_PER_HOUR:  # at most two wakes in any hour
+            starts = np.arange(max(0, n_blocks - per_hour + 1))
+            for offset in range(per_hour):
+                put(row + starts, w_index[h][starts + offset], 1.0)
+            bound_rows(len(starts), -np.inf, float(MAX_WAKES_PER_HOUR))
+    extra = _coo(rows, cols, vals, (row, n_var))
+
+    def widen(a: sparse.csr_array) -> sparse.csr_array:
+        return sparse.csr_array(sparse.hstack([a, sparse.csr_array((a.shape[0], n_var - n_lp))]))
+
+    constraints = [
+        LinearConstraint(widen(pr.a_eq), pr.b_eq, pr.b_eq),
+        LinearConstraint(widen(pr.a_ub), -np.inf, pr.b_ub),
+        LinearConstraint(extra, np.concatenate(lower), np.concatenate(upper)),
+    ]
+    cost = np.concatenate([pr.cost, np.zeros(n_var - n_lp)])
+    for wi in w_index.values():
+        cost[wi] = wake_cost_kh
+    lb = np.concatenate([pr.bounds[:, 0], np.zeros(n_var - n_lp)])
+    ub = np.concatenate([pr.bounds[:, 1], np.ones(n_var - n_lp)])
+    for q, q_lo, q_hi in continuous_bounds:
+        lb[q], ub[q] = q_lo, q_hi
+    integrality = np.zeros(n_var)
+    for b_cols in binaries:
+        integrality[b_cols] = 1
+    res = milp(cost, integrality=integrality, bounds=Bounds(lb, ub), constraints=constraints,
+               options={"time_limit": time_limit_s, "mip_rel_gap": mip_rel_gap, "disp": False})
+    if res.x is None:
+        raise OracleError(f"HiGHS MILP: status {res.status}: {res.message}")
+    x = res.x
+    power = np.zeros(n + 1)
+    power[:n] = np.round(x[pr.p] * 1000.0, 6)
+    power[n] = power[n - 1] if n > 0 else 0.0
+    wakes = round(sum(float(np.sum(x[wi])) for wi in w_index.values()))
+    return DiscretePlan(
+        power_w=power,
+        air_c=x[pr.ta],
+        objective_kh=float(pr.weight @ (x[pr.lo] + x[pr.hi])),
+        wakes=wakes,
+        dual_bound_kh=float(res.mip_dual_bound),
+        mip_gap=float(res.mip_gap),
+        optimal=res.status == 0,
+        solve_s=time.perf_counter() - wall0,
     )
