@@ -9,7 +9,7 @@ import pytest
 
 from thermostat.core.schedule import Schedule
 from thermostat.sim.bench import run_one
-from thermostat.sim.oracle import run_oracle
+from thermostat.sim.oracle import heater_bounds_w, run_oracle
 from thermostat.sim.room import steady_power_w
 from thermostat.sim.scenario import SCENARIO_DIR, ScenarioError, SeasonSpec, load_scenario, shipped_scenarios
 
@@ -107,3 +107,15 @@ def test_bad_tariff_is_rejected_with_a_located_message(tmp_path, tariff, message
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
     assert "bad_tariff.yaml:4" in str(info.value) and message in str(info.value)
+
+
+@pytest.mark.parametrize("name", GENERAL)
+def test_general_scenario_runs_through_the_bench(name):
+    """One hour of each through the real heater machines and wire protocol (a heater kind the bench cannot drive
+    fails here, not in the middle of a long run)."""
+    sc = load_scenario(GENERAL_DIR / f"{name}.yaml").model_copy(update={"duration_h": 1.0})
+    result = run_one(sc, "pid")
+    assert result.sim_hours == pytest.approx(1.0)
+    base_w, max_w = heater_bounds_w(sc)
+    # heaters without standby or plug run at least on Low from the first minutes
+    assert 0.8 * base_w / 1000.0 <= result.energy_kwh <= max_w / 1000.0 + 0.05
