@@ -505,8 +505,9 @@ def solve_discrete_oracle(scenario: Scenario, *, block_s: float = DISCRETE_BLOCK
         air_c=x[pr.ta],
         objective_kh=float(pr.weight @ (x[pr.lo] + x[pr.hi])),
         wakes=wakes,
-        dual_bound_kh=float(res.mip_dual_bound),
-        mip_gap=float(res.mip_gap),
+        # without a switchable heater there is no integer variable: HiGHS solves an LP and reports no MIP bound
+        dual_bound_kh=float(res.fun if res.mip_dual_bound is None else res.mip_dual_bound),
+        mip_gap=float(res.mip_gap or 0.0),
         optimal=res.status == 0,
         solve_s=time.perf_counter() - wall0,
     )
