@@ -163,3 +163,49 @@ def test_standby_wake_has_hysteresis():
     assert all(s["m1"] is None for s in seen)
     _, seen, _ = run(alloc, 450.0, [mini(1, current=None)], 2 * 3600.0, 1.0)
     assert seen[-1]["m1"] is not None
+
+
+# -- models that cannot be switched off (Nano 3S without a plug): their Low is "off" and still gives heat --------
+
+
+def nano(i, **kw):
+    return HeaterView(id=f"n{i}", spec=NANO3S, current=kw.pop("current", "low"), **kw)
+
+
+def test_single_nano_climbs_off_low_when_the_demand_is_all_it_can_give():
+    """The reported defect: one Nano 3S on Low (70 W) asked for its full 133 W stayed on Low for days, because the
+    wake threshold counted its own Low twice (Mid 100 W + its 70 W base = 170 W, more than it can ever give)."""
+    mean, seen, _ = run(Allocator(), 133.0, [nano(1)], 0.0, 2.0)
+    assert seen[-1]["n1"] == "high"
+    assert mean > 120.0
+
+
+@pytest.mark.parametrize("demand", [110.0, 120.0])
+def test_single_nano_modulates_between_mid_and_high(demand):
+    mean, seen, _ = run(Allocator(), demand, [nano(1)], 0.0, 4.0)
+    assert {s["n1"] for s in seen[60:]} <= {"mid", "high"}
+    assert mean == pytest.approx(demand, rel=0.10)
+
+
+def test_single_nano_wake_and_fallback_have_hysteresis_on_its_own_step():
+    """Off = Low (70 W), lowest on = Mid (100 W): it leaves Low at a smoothed 100 W, and falls back to Low only
+    when the long mean is below 70 + 50 % × 30 = 85 W."""
+    _, seen, _ = run(Allocator(), 95.0, [nano(1)], 0.0, 2.0)
+    assert all(s["n1"] == "low" for s in seen)
+    alloc = Allocator()
+    _, seen, views = run(alloc, 100.0, [nano(1)], 0.0, 1.0)
+    assert seen[-1]["n1"] == "mid"
+    _, seen, views = run(alloc, 90.0, list(views.values()), 3600.0, 2.0)
+    assert all(s["n1"] == "mid" for s in seen)
+    _, seen, _ = run(alloc, 80.0, list(views.values()), 3 * 3600.0, 2.0)
+    assert seen[-1]["n1"] == "low"
+
+
+def test_two_nanos_both_reach_high_for_the_full_demand():
+    """cap(n) counted the Low of the running heaters as well as their top: 2 × 133 W was never reached."""
+    mean, seen, _ = run(Allocator(), 266.0, [nano(1), nano(2)], 0.0, 2.0)
+    assert seen[-1] == {"n1": "high", "n2": "high"}
+    assert mean > 250.0
+    # and a demand one Nano at High plus the other's Low covers (133 + 70 = 203 W) keeps the second on Low
+    _, seen, _ = run(Allocator(), 195.0, [nano(1), nano(2)], 0.0, 3.0)
+    assert sorted(seen[-1].values()) == ["high", "low"] or sorted(seen[-1].values()) == ["low", "mid"]

@@ -1,12 +1,18 @@
 """`thermostat bench`: scenarios × controllers in virtual time, through the same core as the service.
 
     thermostat bench [--scenario NAME|FILE ...] [--controller pid|hysteresis|bang-bang|tpi ...]
-                     [--json FILE] [--plot FILE.png] [--workers N]
+                     [--oracle] [--json FILE] [--plot FILE.png] [--workers N]
 
 Defaults: the standard set of shipped scenarios and all four controllers. Runs go to `--workers` processes
 (default 2) when there is more than one; a progress line is printed to stderr as each finishes. Then a table
 (one row per run, a TOTAL row per controller) and the goals section (pid vs bang-bang, energy floor, wall time
-per simulated week: measured value, met / missed by how much).
+per simulated week: measured value, met / missed by how much), then the goals of issue 14 for the default
+controller of a new config (against the oracle, bang-bang and the floor; per scenario outside the standard set).
+
+--oracle adds an `oracle` row per scenario: the clairvoyant optimum of a linear program on the scenario's room
+model with the heaters' capacity as continuous power (thermostat.sim.oracle, scipy HiGHS), scored by simulating
+its power through the same room and KPI code. The table's `×bb` and `×orc` columns give each row's discomfort
+as a multiple of bang-bang's and of the oracle's on the same scenario(s).
 
 --json FILE writes a list of objects with the keys scenario, controller, discomfort_kh, energy_kwh,
 energy_floor_kwh, wakes, level_changes, max_overshoot_k, rms_error_k, sim_hours, wall_s.
@@ -24,7 +30,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from thermostat.sim.bench import CONTROLLERS, STANDARD_SET, BenchResult, format_goals, format_table, run_many
+from thermostat.sim.bench import (
+    CONTROLLERS,
+    ORACLE,
+    STANDARD_SET,
+    BenchResult,
+    format_goals,
+    format_table,
+    run_many,
+)
 from thermostat.sim.scenario import ScenarioError, load_scenario, shipped_scenarios
 
 
@@ -40,6 +54,8 @@ def register(subparsers: Any) -> None:
                              f"{', '.join(STANDARD_SET)})")
     parser.add_argument("--controller", action="append", choices=CONTROLLERS,
                         help="controller (repeatable; default all)")
+    parser.add_argument("--oracle", action="store_true",
+                        help="add the clairvoyant LP bound as an 'oracle' row per scenario")
     parser.add_argument("--json", metavar="FILE", help="write the results as a JSON list")
     parser.add_argument("--plot", metavar="FILE.png",
                         help="write plots: FILE.png for one scenario, FILE_<scenario>.png for several")
@@ -51,6 +67,8 @@ def register(subparsers: Any) -> None:
 def _cmd_bench(args: argparse.Namespace) -> int:
     sources: list[str] = args.scenario or list(STANDARD_SET)
     controllers: list[str] = list(dict.fromkeys(args.controller or CONTROLLERS))
+    if args.oracle:
+        controllers.append(ORACLE)
     if args.workers < 1:
         print("thermostat bench: --workers must be >= 1", file=sys.stderr)
         return 2

@@ -15,6 +15,9 @@ Rules (`Allocator`):
    of what n − 1 heaters can give. A small dip therefore never puts a heater to standby; a long low spell does.
    A heater in standby wakes only when the smoothed demand (below) reaches `wake_fraction` (100 %) of its lowest
    level: between 50 % and 100 % nothing changes (hysteresis), so warm afternoons do not cycle standby.
+   For a heater that cannot be switched off the fractions apply to its first step up from "off" (Nano 3S:
+   Low 70 W → Mid 100 W: it leaves Low at 100 W and falls back below 85 W), and the ladder watts of a running
+   heater are its whole output (its Low is not added again on top).
 3. Between levels. Levels, duty and wakes follow an EMA of the demand (`smooth_s`, 10 min; a jump larger than
    `snap_fraction` of the capacity is followed at once). The demand is filled heater by heater in order, rung by
    rung; the one heater whose next rung would overshoot alternates between its two adjacent levels over a long
@@ -382,19 +385,26 @@ class Allocator:
             return 0
         short = self._hist.mean(now, s.short_window_s)
         tops = [h.on_ladder()[-1][1] for h in order]
-        bases = sum(h.off_w for h in order)
+        offs = [h.off_w for h in order]  # heat of a heater left "off" (the Low of a heater that cannot stop)
 
         def cap(m: int) -> float:
-            return sum(tops[:m]) + bases
+            """Heat with the first m heaters at their top and the others off. A running heater's ladder watts
+            are its whole output, so only the heaters left off add their off heat."""
+            return sum(tops[:m]) + sum(offs[m:])
+
+        def on_threshold(h: HeaterView, fraction: float) -> float:
+            """Demand at which `fraction` of the heater's first step up from off is reached, the other heaters
+            off (for a switchable heater: fraction × its lowest level)."""
+            return h.off_w + fraction * (h.on_ladder()[0][1] - h.off_w) + sum(offs) - h.off_w
 
         n = min(n_cur, k)
         if n == 0:
             smooth = self._ema_now()
-            ladder = order[0].on_ladder()
+            lead = order[0]
             # A demand at (nearly) all the lead heater can give always wakes it: a smoothed demand only approaches
             # its cap, so for a one-level heater (lowest == top) `wake_fraction` of the lowest would never be reached.
-            threshold = min(s.wake_fraction * ladder[0][1], _FULL_SHARE * ladder[-1][1])
-            if smooth >= threshold + bases and smooth > _EPS:
+            threshold = min(on_threshold(lead, s.wake_fraction), _FULL_SHARE * cap(1))
+            if smooth >= threshold and smooth > _EPS:
                 n = 1
             else:
                 return 0
@@ -405,7 +415,7 @@ class Allocator:
         long = self._hist.mean(now, s.standby_window_s)
         if n == 1:
             lead = next((h for h in order if h.running), order[0])
-            if long < s.standby_fraction * lead.on_ladder()[0][1] + bases:
+            if long < on_threshold(lead, s.standby_fraction):
                 return 0
         elif long < s.drop_fraction * cap(n - 1):
             return n - 1

@@ -221,18 +221,19 @@ class OutdoorProfile:
     peak_hour: float = 15.0
     start_hour: float = 0.0  # local hour of day at t = 0
     series: tuple[tuple[float, float], ...] = ()
+    _hours: tuple[float, ...] = field(init=False, repr=False, compare=False, default=())  # for bisect
 
     def __post_init__(self) -> None:
         hours = [h for h, _ in self.series]
         if hours != sorted(hours):
             raise ValueError("OutdoorProfile.series must be sorted by time")
+        object.__setattr__(self, "_hours", tuple(hours))  # a season has thousands of points
 
     def base(self, t: float) -> float:
         if not self.series:
             return self.mean_c
         h = t / 3600.0
-        hours = [p[0] for p in self.series]
-        i = bisect.bisect_right(hours, h)
+        i = bisect.bisect_right(self._hours, h)
         if i == 0:
             return self.series[0][1]
         if i == len(self.series):

@@ -7,12 +7,16 @@ kept as the raw mapping (compiled by `thermostat.core.schedule`); `target` is th
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+import random
+import re
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from thermostat.core.schedule import DAY_NAMES, load_zone, parse_day_group
 from thermostat.domain.spec import ModelSpec
 from thermostat.miners.models import MODELS
 from thermostat.sim.room import (
@@ -41,18 +45,123 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SeasonSpec(_Strict):
+    """A deterministic outdoor series for long runs: seasonal cosine + AR(1) weather noise, one point per hour.
+
+    base(day) = annual_mean_c − annual_amplitude_k · cos(2π (day_of_year − coldest_day) / 365) + noise, where the
+    noise is AR(1) with correlation time `noise_tau_h` and stationary σ `noise_sigma_k`, seeded by `seed`. The daily
+    swing is the outdoor `amplitude_k` / `peak_hour` on top. Defaults: central Europe (German station means
+    1991–2020, rounded): annual mean 9.6 °C, ±8.8 K, coldest around 17 January (January ≈ 0.8 °C, October ≈ 10,
+    April ≈ 9), day-to-day anomalies σ 3.5 K lasting about three days (synoptic weather)."""
+
+    seed: int = 0
+    annual_mean_c: float = 9.6
+    annual_amplitude_k: float = Field(default=8.8, ge=0)
+    coldest_day: float = Field(default=17.0, ge=0, lt=366, description="day of the year (1 = 1 January)")
+    noise_sigma_k: float = Field(default=3.5, ge=0)
+    noise_tau_h: float = Field(default=72.0, gt=0)
+
+    def series(self, start: datetime, hours: float) -> list[tuple[float, float]]:
+        """(hour, °C) points from 0 to `hours` (inclusive, hourly) for a run starting at `start` (local)."""
+        rng = random.Random(self.seed)
+        phi = math.exp(-1.0 / self.noise_tau_h)
+        innovation = self.noise_sigma_k * math.sqrt(1.0 - phi * phi)
+        noise = rng.gauss(0.0, self.noise_sigma_k)
+        points: list[tuple[float, float]] = []
+        for h in range(math.ceil(hours) + 1):
+            when = start + timedelta(hours=h)
+            doy = when.timetuple().tm_yday + when.hour / 24.0
+            season = self.annual_mean_c - self.annual_amplitude_k * math.cos(2 * math.pi * (doy - self.coldest_day)
+                                                                              / 365.0)
+            points.append((float(h), round(season + noise, 3)))
+            noise = phi * noise + rng.gauss(0.0, innovation)
+        return points
+
+
 class OutdoorSpec(_Strict):
     mean_c: float = 5.0
     amplitude_k: float = Field(default=0.0, ge=0)
     peak_hour: float = Field(default=15.0, ge=0, lt=24)
     series: list[tuple[float, float]] = Field(default_factory=list, description="[hours, °C] points")
+    season: SeasonSpec | None = Field(default=None, description="generated hourly base series (instead of series)")
 
     @model_validator(mode="after")
     def _sorted(self) -> OutdoorSpec:
         hours = [h for h, _ in self.series]
         if hours != sorted(hours):
             raise ValueError("series points must be in increasing time order")
+        if self.series and self.season is not None:
+            raise ValueError("give either series or season, not both")
         return self
+
+
+_HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+class TariffBlock(_Strict):
+    at: str = Field(description='local wall time "HH:MM" from which this price holds')
+    price: float = Field(ge=0, le=10, description="price per kWh")
+
+    @field_validator("at")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        if not _HHMM.match(value.strip()):
+            raise ValueError(f'time must be "HH:MM" between "00:00" and "23:59", got {value!r}')
+        return value.strip()
+
+    @property
+    def minute(self) -> int:
+        h, m = self.at.split(":")
+        return int(h) * 60 + int(m)
+
+
+class TariffSpec(_Strict):
+    """A time-of-use tariff: price per kWh per block of the week, written like a schedule's week (day groups →
+    blocks `{at: "HH:MM", price: 0.30}`); a day's first block before its time continues the previous day's last.
+    Controllers do not read it yet; it is the input for cost KPIs and price-aware planning."""
+
+    timezone: str = "Europe/Berlin"
+    currency: str = "EUR"
+    week: dict[str, list[TariffBlock]] = Field(description="day group (mon-fri, sat-sun, daily, ...) → blocks")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        load_zone(value)
+        return value
+
+    @model_validator(mode="after")
+    def _every_day_once(self) -> TariffSpec:
+        seen: dict[int, str] = {}
+        for group, blocks in self.week.items():
+            if not blocks:
+                raise ValueError(f"week.{group}: needs at least one block")
+            minutes = [b.minute for b in blocks]
+            if minutes != sorted(set(minutes)):
+                raise ValueError(f"week.{group}: blocks must be in increasing time order")
+            for day in parse_day_group(group):
+                if day in seen:
+                    raise ValueError(f"week.{group}: {DAY_NAMES[day]} is already priced by {seen[day]!r}")
+                seen[day] = group
+        if len(seen) != 7:
+            missing = ", ".join(DAY_NAMES[d] for d in sorted(set(range(7)) - set(seen)))
+            raise ValueError(f"week: every weekday needs a price; missing: {missing}")
+        return self
+
+    def _day_blocks(self, weekday: int) -> list[TariffBlock]:
+        for group, blocks in self.week.items():
+            if weekday in parse_day_group(group):
+                return blocks
+        raise AssertionError("validated: every weekday is priced")
+
+    def price_at(self, when: datetime) -> float:
+        """The price in force at `when` (aware, or naive = the tariff's local time)."""
+        local = when.astimezone(load_zone(self.timezone)) if when.tzinfo else when
+        minute = local.hour * 60 + local.minute
+        blocks = [b for b in self._day_blocks(local.weekday()) if b.minute <= minute]
+        if blocks:
+            return blocks[-1].price
+        return self._day_blocks((local.weekday() - 1) % 7)[-1].price
 
 
 class RoomSpec(_Strict):
@@ -150,6 +259,7 @@ class Scenario(_Strict):
     schedule: dict[str, Any] | None = None
     target: float = Field(default=21.0, ge=5, le=30)
     events: list[Event] = Field(default_factory=list)
+    tariff: TariffSpec | None = None
 
     @model_validator(mode="after")
     def _events_fit(self) -> Scenario:
@@ -173,8 +283,9 @@ class Scenario(_Strict):
 
     def build_outdoor(self) -> OutdoorProfile:
         o = self.outdoor
+        points = o.season.series(self.start, self.duration_h) if o.season is not None else o.series
         return OutdoorProfile(mean_c=o.mean_c, amplitude_k=o.amplitude_k, peak_hour=o.peak_hour,
-                              start_hour=self.start_hour, series=tuple(tuple(p) for p in o.series))  # type: ignore[misc]
+                              start_hour=self.start_hour, series=tuple(tuple(p) for p in points))  # type: ignore[misc]
 
     def build_gains(self) -> GainsProfile:
         g = self.gains
