@@ -99,3 +99,33 @@ class ScaledClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+
+class SharedScaledClock:
+    """Scaled time that several processes agree on: simulated time is `sim_start` at the real epoch
+    `real_origin` and runs `speed` times faster than the wall clock after it. Every process built with the
+    same three numbers reads the same simulated time, so a service restarted mid-run (kill -9) continues on
+    the same clock as the simulated miners and rooms. For tests and the soak only (`thermostat run
+    --test-clock-*`)."""
+
+    def __init__(self, speed: float, real_origin: float, sim_start: float) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.speed = float(speed)
+        self.real_origin = float(real_origin)
+        self.sim_start = float(sim_start)
+
+    def elapsed(self) -> float:
+        return (time.time() - self.real_origin) * self.speed
+
+    def epoch(self) -> float:
+        return self.sim_start + self.elapsed()
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.epoch(), UTC)
+
+    def monotonic(self) -> float:
+        return self.elapsed()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)
