@@ -425,6 +425,7 @@ class Soak:
         self.faults: list[Fault] = []
         self.sensor_mode: dict[str, tuple[str, float]] = {}  # room -> ("jump", offset) | ("stuck", value) | silent
         self.kill_on_softon: asyncio.Event | None = None
+        self.windows_open: set[str] = set()
         self.softon_at: float | None = None  # softon's scheduled time from the request
         self.notes: list[str] = []
         self.crashes_in_a_row = 0
@@ -518,7 +519,7 @@ class Soak:
             for room in HOUSE:
                 heat = sum(self.miners[h].w for h in room.heaters)
                 sim_room = self.rooms[room.id]
-                sim_room.step(dt, heat, outdoor)
+                sim_room.step(dt, heat, outdoor, window_open=room.id in self.windows_open)
                 for hid in room.heaters:
                     self.miners[hid].send_inlet(sim_room.air_c)
                 report = self.sensors[room.id].sample(elapsed, sim_room.air_c)
@@ -582,7 +583,7 @@ class Soak:
                 self.notes.append(f"t={t - self._t0():.0f}s: state file moved aside after 3 crashes in a row")
                 self.crashes_in_a_row = 0
             await self.clock.sleep(SYSTEMD_RESTART_S)
-            if not self._stop.is_set():
+            if not self._stop.is_set() and self.service.proc is proc:  # the injector may have restarted it
                 await self.service.start()
 
     def _t0(self) -> float:
@@ -680,10 +681,15 @@ class Soak:
         elif k == "service_kill_in_lead":
             self.kill_on_softon = asyncio.Event()
             self.softon_at = None
+            idle = [r.id for r in HOUSE if any(not self.miners[h].hashing for h in r.heaters)]
+            if idle:  # someone opens a window: the room cools and asks for more heat, so a heater wakes
+                f.target = self.rng.choice(idle)
+                self.windows_open.add(f.target)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.kill_on_softon.wait(), f.duration / self.opt.speed)
             await self.service.kill()
             t = self.clock.t()
+            self.windows_open.clear()
             self.kill_on_softon = None
             if self.softon_at is None:
                 f.note = "no softon within the window: a plain kill"
@@ -703,19 +709,25 @@ class Soak:
             self._write_config()
         elif k == "state_unwritable":
             await self.service.kill()
-            backup = self.state_path.with_name("state.db.soak-held")
-            if self.state_path.exists():
-                self.state_path.replace(backup)
+            held = self._hold_state()
             self.state_path.mkdir(exist_ok=True)
             await self.service.start()
             await self.clock.sleep(f.duration)
             shutil.rmtree(self.state_path, ignore_errors=True)
-            if backup.exists():
-                backup.replace(self.state_path)
+            for original, aside in held:
+                aside.replace(original)
         elif k == "disk_full":
             if not self.service.limit_file_size(True):
                 f.note = "service not running: no limit set"
-            await self.clock.sleep(f.duration)
+            if self.rng.random() < 0.5:
+                quiet = HOUSE[-1].id
+                f.note = (f.note + "; " if f.note else "") + f"{quiet} sensor silent meanwhile"
+                self.sensor_mode[quiet] = ("silent", 0.0)
+                f.duration = max(f.duration, STALE_AFTER_S + 300.0)
+                await self.clock.sleep(f.duration)
+                del self.sensor_mode[quiet]
+            else:
+                await self.clock.sleep(f.duration)
             self.service.limit_file_size(False)
         elif k == "state_damaged":
             await self.service.kill()
@@ -735,6 +747,17 @@ class Soak:
             del self.sensor_mode[f.target]
         elif k == "mqtt_burst":
             f.note = f"{await self._hostile_burst()} messages"
+
+    def _hold_state(self) -> list[tuple[Path, Path]]:
+        """Move the state file and its WAL out of the way (to be put back unchanged)."""
+        held = []
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            original = self.state_path.with_name(self.state_path.name + suffix)
+            if original.is_file():
+                aside = original.with_name(original.name + ".soak-held")
+                original.replace(aside)
+                held.append((original, aside))
+        return held
 
     def _damage_state(self, how: str) -> None:
         path = self.state_path

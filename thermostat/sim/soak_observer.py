@@ -87,8 +87,8 @@ class _Room:
     above_since: float | None = None
     above_count: int = 0
     confirmed_at: float | None = None
-    silent_flagged: bool = False
-    above_flagged: bool = False
+    silent_flagged: Violation | None = None  # the open episode's violation (its detail grows with it)
+    above_flagged: Violation | None = None
     recovery_from: float | None = None
     recovery_fault: str = ""
     recovery_flagged: bool = False
@@ -166,7 +166,7 @@ class Observer:
         room = self._r[rid]
         rules = self.rooms[rid]
         room.last_reading_t = t
-        room.silent_flagged = False
+        room.silent_flagged = None
         if value > rules.max_c:
             if room.above_since is None:
                 room.above_since, room.above_count = t, 0
@@ -176,7 +176,7 @@ class Observer:
                 room.confirmed_at = t
         else:
             room.above_since, room.above_count, room.confirmed_at = None, 0, None
-            room.above_flagged = False
+            room.above_flagged = None
 
     def room_air(self, rid: str, t: float, air_c: float, target_c: float) -> None:
         room = self._r[rid]
@@ -211,18 +211,25 @@ class Observer:
             if not heating:
                 continue
             silent_for = t - room.last_reading_t if room.last_reading_t is not None else math.inf
-            if silent_for > rules.stale_after_s + SAFETY_GRACE_S and not room.silent_flagged:
-                room.silent_flagged = True
-                self._violate(t, "silent_sensor_heat", rid,
-                              f"{', '.join(heating)} heating ({self._watts(heating):.0f} W) with the sensor "
-                              f"silent for {silent_for:.0f} s (stale_after {rules.stale_after_s:.0f} s)")
-            if (room.confirmed_at is not None and t - room.confirmed_at > SAFETY_GRACE_S
-                    and not room.above_flagged):
-                room.above_flagged = True
-                self._violate(t, "above_max_heat", rid,
-                              f"{', '.join(heating)} heating ({self._watts(heating):.0f} W) "
-                              f"{t - room.confirmed_at:.0f} s after a reading above max {rules.max_c:g} °C "
-                              "was confirmed")
+            if silent_for > rules.stale_after_s + SAFETY_GRACE_S:
+                if room.silent_flagged is None:
+                    room.silent_flagged = self._violate(
+                        t, "silent_sensor_heat", rid, f"{', '.join(heating)} heating ({self._watts(heating):.0f} W) "
+                        f"with the sensor silent for {silent_for:.0f} s (stale_after {rules.stale_after_s:.0f} s)")
+                else:
+                    self._extend(room.silent_flagged, t)
+            if room.confirmed_at is not None and t - room.confirmed_at > SAFETY_GRACE_S:
+                if room.above_flagged is None:
+                    room.above_flagged = self._violate(
+                        t, "above_max_heat", rid, f"{', '.join(heating)} heating ({self._watts(heating):.0f} W) "
+                        f"{t - room.confirmed_at:.0f} s after a reading above max {rules.max_c:g} °C was confirmed")
+                else:
+                    self._extend(room.above_flagged, t)
+
+    @staticmethod
+    def _extend(v: Violation, t: float) -> None:
+        """The violation goes on: note how long (simulated seconds since it was first seen)."""
+        v.detail = v.detail.split(" [still heating")[0] + f" [still heating {t - v.t:.0f} s later]"
 
     def finish(self, t: float) -> None:
         """The run ended: a recovery window still open counts as not recovered only if its bound passed."""
@@ -261,6 +268,8 @@ class Observer:
         self.recoveries.append(Recovery(room.recovery_fault, rid, seconds))
         room.recovery_from = None
 
-    def _violate(self, t: float, invariant: str, subject: str, detail: str, fault: str | None = None) -> None:
+    def _violate(self, t: float, invariant: str, subject: str, detail: str, fault: str | None = None) -> Violation:
         active = fault if fault is not None else (self.fault if self.fault != "none" else self._after)
-        self.violations.append(Violation(t, invariant, subject, detail, active))
+        violation = Violation(t, invariant, subject, detail, active)
+        self.violations.append(violation)
+        return violation
