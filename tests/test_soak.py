@@ -162,6 +162,41 @@ def test_every_kind_is_planned_when_there_are_enough_faults() -> None:
     assert len(kinds) == 30 and set(kinds) == set(FAULT_KINDS)
 
 
+def test_the_soak_house_config_is_valid_and_its_broken_configs_are_not(tmp_path: Path) -> None:
+    from thermostat.config import ConfigError, load_config
+    from thermostat.sim.soak import BROKEN_CONFIGS, HOUSE, soak_config_yaml, soak_schedule_yaml
+
+    (tmp_path / "schedule.yaml").write_text(soak_schedule_yaml(), encoding="utf-8")
+    ports = {hid: 4000 + i for i, hid in enumerate(h for room in HOUSE for h in room.heaters)}
+    for variant in (0, 1):
+        path = tmp_path / f"house{variant}.yaml"
+        path.write_text(soak_config_yaml(1883, ports, variant=variant), encoding="utf-8")
+        config = load_config(path)
+        assert set(config.rooms) == {room.id for room in HOUSE}
+        assert config.rooms["living"].sensor.stale_after == 300.0
+    for i, text in enumerate(BROKEN_CONFIGS):
+        path = tmp_path / f"broken{i}.yaml"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(ConfigError):
+            load_config(path)
+
+
+def test_processes_on_the_shared_scaled_clock_agree() -> None:
+    import time
+
+    from thermostat.clock import SharedScaledClock
+
+    origin = time.time() - 10.0
+    a = SharedScaledClock(100.0, origin, 1_000_000.0)
+    b = SharedScaledClock(100.0, origin, 1_000_000.0)  # another process, built from the same numbers
+    ta, tb = a.epoch(), b.epoch()
+    assert abs(ta - tb) < 5.0  # a few simulated seconds: the two calls are microseconds apart
+    assert 1_000_000.0 + 990.0 < ta < 1_000_000.0 + 1100.0
+    assert a.now().timestamp() == pytest.approx(a.epoch(), abs=5.0)
+    asyncio.run(a.sleep(50.0))  # half a real second
+    assert a.monotonic() - (ta - 1_000_000.0) >= 49.0
+
+
 def test_the_test_clock_is_refused_unless_asked_for(tmp_path: Path) -> None:
     config = tmp_path / "house.yaml"
     config.write_text("rooms: {}\n", encoding="utf-8")

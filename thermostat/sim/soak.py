@@ -75,6 +75,7 @@ STEP_S = 15.0  # room physics step (simulated s)
 WARMUP_S = 1800.0
 GAP_S = 300.0  # quiet time between a recovery and the next fault
 SYSTEMD_RESTART_S = 10.0  # like Restart=always, RestartSec=10 (simulated s)
+HUP_WAIT_S = 30.0  # real seconds a SIGHUP waits for the service to install its handler
 BASE = "soak"
 
 
@@ -129,6 +130,8 @@ class SoakResult:
     wakes: dict[str, int]
     commands_total: int
     service_starts: int
+    service_log: dict[str, int] = field(default_factory=dict)
+    lag_s: dict[str, float | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -305,18 +308,46 @@ class _Service:
         self.starts = 0
         self.expected_exit = False
         self.fsize_limited = False
+        self.log_levels: dict[str, int] = {}  # lines of the service's log by level
+        self._drains: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> None:
+    async def start(self, *, disk_full: bool = False) -> None:
+        """Start `thermostat run`; its output goes through a pipe (as to journald) into `log_path`.
+        `disk_full`: every file write fails from the first instruction on (RLIMIT_FSIZE 0)."""
         self.expected_exit = False
         self.starts += 1
         env = {**os.environ, "THERMOSTAT_TEST_CLOCK": "1", "PYTHONUNBUFFERED": "1"}
         with self.log_path.open("ab") as logf:
-            logf.write(f"--- start {self.starts} at simulated {self.clock.t():.0f}\n".encode())
-            logf.flush()
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "thermostat", "run", "--config", str(self.config),
-                *self.clock.args("test-clock"), env=env, stdout=logf, stderr=logf,
-                cwd=str(self.config.parent))
+            logf.write(f"--- start {self.starts} at simulated {self.clock.t():.0f}"
+                       f"{' (disk full)' if disk_full else ''}\n".encode())
+
+        def no_file_writes() -> None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
+
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "thermostat", "run", "--config", str(self.config),
+            *self.clock.args("test-clock"), env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT, cwd=str(self.config.parent),
+            preexec_fn=no_file_writes if disk_full else None)
+        self.fsize_limited = disk_full
+        drain = asyncio.create_task(self._drain(self.proc))
+        self._drains.add(drain)
+        drain.add_done_callback(self._drains.discard)
+
+    async def drained(self) -> None:
+        """Every line the service wrote is in the log (call after it ended)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*self._drains, return_exceptions=True), 10.0)
+
+    async def _drain(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        with self.log_path.open("ab") as logf:
+            while line := await proc.stdout.readline():
+                logf.write(line)
+                parts = line.split(b" ", 3)
+                if len(parts) > 2 and parts[2] in (b"DEBUG", b"INFO", b"WARNING", b"ERROR", b"CRITICAL"):
+                    level = parts[2].decode()
+                    self.log_levels[level] = self.log_levels.get(level, 0) + 1
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
@@ -328,10 +359,28 @@ class _Service:
             proc.kill()
             await proc.wait()
 
-    def hup(self) -> None:
+    async def hup(self) -> None:
+        """SIGHUP, once the process has installed its handler (read from /proc, not from the service): at
+        ×360 its start-up (interpreter, imports) lasts many simulated minutes in which SIGHUP's default action
+        would end it, a window that is about a second per start in a real house."""
+        deadline = time.monotonic() + HUP_WAIT_S
+        while self.alive() and not self._catches(signal.SIGHUP) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         if self.alive():
             assert self.proc is not None
             self.proc.send_signal(signal.SIGHUP)
+
+    def _catches(self, sig: int) -> bool:
+        """The process has a handler for `sig` (the SigCgt mask of /proc/PID/status)."""
+        assert self.proc is not None
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text(encoding="ascii")
+        except OSError:
+            return True  # no /proc: send it anyway
+        for line in status.splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+        return True
 
     def limit_file_size(self, on: bool) -> bool:
         """Every file write of the service fails (as on a full disk) while on. False if it is not running."""
@@ -426,6 +475,7 @@ class Soak:
         self.sensor_mode: dict[str, tuple[str, float]] = {}  # room -> ("jump", offset) | ("stuck", value) | silent
         self.kill_on_softon: asyncio.Event | None = None
         self.windows_open: set[str] = set()
+        self.lags: list[float] = []  # simulated seconds the physics step woke up late
         self.softon_at: float | None = None  # softon's scheduled time from the request
         self.notes: list[str] = []
         self.crashes_in_a_row = 0
@@ -453,6 +503,8 @@ class Soak:
 
     async def run(self) -> SoakResult:
         real0 = time.monotonic()
+        asyncio.get_running_loop().set_exception_handler(_quiet_mqtt_errors)
+        logging.getLogger("mqtt").setLevel(logging.CRITICAL)  # paho inside our own clients: broker kills expected
         t0 = self.clock.t()
         end = t0 + self.opt.days * 86400.0
         await self.broker.start()
@@ -474,6 +526,7 @@ class Soak:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.service.kill()
+            await self.service.drained()
             for miner in self.miners.values():
                 if miner.frozen:
                     miner.signal(signal.SIGCONT)
@@ -493,6 +546,9 @@ class Soak:
             wakes={h: len(ts) for h, ts in obs.wake_times.items()},
             commands_total=len(obs.commands),
             service_starts=self.service.starts,
+            service_log=dict(self.service.log_levels),
+            lag_s={"p50": percentile(self.lags, 0.5), "p99": percentile(self.lags, 0.99),
+                   "max": max(self.lags) if self.lags else None},
             notes=self.notes,
         )
 
@@ -512,6 +568,7 @@ class Soak:
         while not self._stop.is_set():
             await self.clock.sleep(STEP_S)
             t = self.clock.t()
+            self.lags.append(max(0.0, t - t_prev - STEP_S))  # how late this process woke (machine load)
             dt = max(0.0, t - t_prev)
             t_prev = t
             elapsed = t - t0
@@ -701,10 +758,10 @@ class Soak:
         elif k == "sighup_valid":
             self.config_variant += 1
             self._write_config()
-            self.service.hup()
+            await self.service.hup()
         elif k == "sighup_broken":
             self._write_config(self.rng.choice(BROKEN_CONFIGS))
-            self.service.hup()
+            await self.service.hup()
             await self.clock.sleep(f.duration)
             self._write_config()
         elif k == "state_unwritable":
@@ -716,6 +773,12 @@ class Soak:
             shutil.rmtree(self.state_path, ignore_errors=True)
             for original, aside in held:
                 aside.replace(original)
+        elif k == "disk_full" and self.rng.random() < 0.3:  # full before a restart
+            f.note = "full at start"
+            await self.service.kill()
+            await self.service.start(disk_full=True)
+            await self.clock.sleep(f.duration)
+            self.service.limit_file_size(False)
         elif k == "disk_full":
             if not self.service.limit_file_size(True):
                 f.note = "service not running: no limit set"
@@ -799,6 +862,13 @@ class Soak:
         return sent
 
 
+def _quiet_mqtt_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """aiomqtt leaves a future with the disconnect error behind when the broker is killed: expected here."""
+    if isinstance(context.get("exception"), aiomqtt.MqttError):
+        return
+    loop.default_exception_handler(context)
+
+
 # --------------------------------------------------------------------------------------------------- report
 
 
@@ -847,6 +917,8 @@ def summarize(result: SoakResult) -> dict[str, Any]:
         "wakes": result.wakes,
         "miner_commands": result.commands_total,
         "service_starts": result.service_starts,
+        "service_log_lines": result.service_log,
+        "harness_lag_s": result.lag_s,
         "violation_list": result.violations,
         "fault_list": [{"kind": f.kind, "target": f.target, "start_h": (f.start - SIM_START.timestamp()) / 3600,
                         "duration_s": f.duration, "commands": f.commands, "note": f.note} for f in result.faults],
@@ -872,7 +944,13 @@ def format_table(s: dict[str, Any]) -> list[str]:
     r = s["recovery_s"]
     lines.append(f"recovery to band (all faults, rooms): p50 {m(r['p50'])}, p90 {m(r['p90'])}, p99 {m(r['p99'])}, "
                  f"max {m(r['max'])} min")
-    lines.append(f"wakes {s['wakes']}, miner commands {s['miner_commands']}, service starts {s['service_starts']}")
+    lines.append(f"wakes {s['wakes']}, miner commands {s['miner_commands']}, service starts {s['service_starts']}, "
+                 f"service log lines {s['service_log_lines']}")
+    lag = s["harness_lag_s"]
+    if lag.get("p50") is not None:
+        lines.append(f"load: the soak's own {STEP_S:g} s step woke late by p50 {lag['p50']:.1f} s, "
+                     f"p99 {lag['p99']:.1f} s, max {lag['max']:.1f} s (simulated; high values: the machine "
+                     "could not keep up)")
     lines.append(f"violations: {s['violations']} {s['violations_by_invariant'] or ''}".rstrip())
     for v in s["violation_list"][:60]:
         lines.append(f"  [{(v['t'] - SIM_START.timestamp()) / 3600:7.3f} h] {v['invariant']} {v['subject']}: "
