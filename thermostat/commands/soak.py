@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -45,6 +46,11 @@ def _main(args: argparse.Namespace) -> int:
     if args.days <= 0 or args.speed <= 0 or args.faults < 0 or args.recovery_bound <= 0:
         print("thermostat soak: --days, --speed and --recovery-bound must be positive, --faults ≥ 0", file=sys.stderr)
         return 2
+
+    def terminate(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt  # the soak stops its service, miners and broker on the way out
+
+    signal.signal(signal.SIGTERM, terminate)
 
     def progress(line: str) -> None:
         if not args.quiet:
