@@ -75,6 +75,7 @@ STEP_S = 15.0  # room physics step (simulated s)
 WARMUP_S = 1800.0
 GAP_S = 300.0  # quiet time between a recovery and the next fault
 SYSTEMD_RESTART_S = 10.0  # like Restart=always, RestartSec=10 (simulated s)
+CRASH_LOOP_RESET_S = 30.0  # real seconds
 HUP_WAIT_S = 30.0  # real seconds a SIGHUP waits for the service to install its handler
 BASE = "soak"
 
@@ -632,8 +633,10 @@ class Soak:
             t = self.clock.t()
             self.observer.service_exited(t, code, f" {t - started:.0f} s after it started")
             self._progress(f"  service exited by itself (code {code}); restarting in {SYSTEMD_RESTART_S:.0f} s")
-            # a crash within a few real seconds of starting (start-up alone takes about a real second)
-            self.crashes_in_a_row = self.crashes_in_a_row + 1 if time.monotonic() - started_real < 5.0 else 1
+            # crashes in a row: a run of CRASH_LOOP_RESET_S real seconds in between resets the count (start-up
+            # alone takes a real second or more, several on a loaded machine)
+            ran_for = time.monotonic() - started_real
+            self.crashes_in_a_row = self.crashes_in_a_row + 1 if ran_for < CRASH_LOOP_RESET_S else 1
             if self.crashes_in_a_row >= 3 and self.state_path.exists():
                 # what a homeowner would do after a crash loop: move the state file out of the way
                 self._set_aside(self.state_path, "crash-loop")
@@ -664,10 +667,13 @@ class Soak:
         kinds = plan_kinds(n, self.rng)
         usable = end - t0 - WARMUP_S - GAP_S
         slot = usable / max(1, n)
+        # Faults whose recovery takes long push the later ones back; the run then goes on past `end` until
+        # every fault has been injected, but never longer than half as long again.
+        hard_end = t0 + (end - t0) * 1.5
         for i, kind in enumerate(kinds):
             planned = t0 + WARMUP_S + i * slot + self.rng.uniform(0.0, slot * 0.3)
             await self._sleep_until(max(planned, self.clock.t()))
-            if self.clock.t() >= end - GAP_S:
+            if self.clock.t() >= hard_end - GAP_S:
                 self.notes.append(f"only {i} of {n} faults fitted into the run")
                 break
             fault = Fault(kind, self.clock.t(), draw_duration(kind, self.rng))
@@ -686,9 +692,12 @@ class Soak:
                 fault.note = f"harness error: {exc}"
             fault.end = self.clock.t()
             self.observer.fault_ended(fault.label, fault.end)
-            await self._wait_recovered(fault, end)
+            await self._wait_recovered(fault, hard_end)
             fault.commands = len(self.observer.commands) - before
         await self._sleep_until(end)
+        if self.clock.t() > end + STEP_S:
+            self.notes.append(f"the run went on {(self.clock.t() - end) / 3600:.1f} simulated h past its planned end "
+                              "to inject every fault")
 
     async def _sleep_until(self, t: float) -> None:
         while (left := t - self.clock.t()) > 0 and not self._stop.is_set():
