@@ -344,7 +344,8 @@ class _Service:
         assert proc.stdout is not None
         with self.log_path.open("ab") as logf:
             while line := await proc.stdout.readline():
-                logf.write(line)
+                # stamped with the simulated time it arrived (the service's own stamps are real time)
+                logf.write(f"[{(self.clock.t() - SIM_START.timestamp()) / 3600:8.4f} h] ".encode() + line)
                 parts = line.split(b" ", 3)
                 if len(parts) > 2 and parts[2] in (b"DEBUG", b"INFO", b"WARNING", b"ERROR", b"CRITICAL"):
                     level = parts[2].decode()
