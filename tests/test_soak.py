@@ -162,6 +162,33 @@ def test_every_kind_is_planned_when_there_are_enough_faults() -> None:
     assert len(kinds) == 30 and set(kinds) == set(FAULT_KINDS)
 
 
+def test_the_table_attributes_violations_and_recoveries_to_fault_kinds() -> None:
+    from thermostat.sim.soak import SIM_START, Fault, SoakResult
+
+    t0 = SIM_START.timestamp()
+    result = SoakResult(
+        options={"days": 1.0, "faults": 3, "seed": 1, "speed": 360.0}, real_seconds=240.0, simulated_s=86400.0,
+        faults=[Fault("miner_hang", t0 + 3600, 200.0, "q-a", commands=4),
+                Fault("sensor_jump", t0 + 7200, 600.0, "living", commands=2),
+                Fault("miner_hang", t0 + 9000, 100.0, "mini3-a", commands=6)],
+        violations=[{"t": t0 + 7300, "invariant": "above_max_heat", "subject": "living", "detail": "x",
+                     "fault": "sensor_jump(living)"},
+                    {"t": t0 + 8000, "invariant": "comfort_recovery", "subject": "living", "detail": "y",
+                     "fault": "after sensor_jump(living)"}],
+        recoveries=[{"fault": "miner_hang(q-a)", "room": "living", "seconds": 60.0},
+                    {"fault": "miner_hang(mini3-a)", "room": "living", "seconds": 180.0},
+                    {"fault": "sensor_jump(living)", "room": "living", "seconds": None}],
+        wakes={"q-a": 2}, commands_total=12, service_starts=1)
+    s = summarize(result)
+    hang, jump = s["by_kind"]["miner_hang"], s["by_kind"]["sensor_jump"]
+    assert (hang["injected"], hang["violations"], hang["commands_per_fault"]) == (2, 0, 5.0)
+    assert (hang["recovery_p50_s"], hang["recovery_max_s"]) == (120.0, 180.0)
+    assert (jump["injected"], jump["violations"], jump["not_recovered"]) == (1, 2, 1)
+    assert s["violations"] == 2 and s["violations_by_invariant"] == {"above_max_heat": 1, "comfort_recovery": 1}
+    table = "\n".join(format_table(s))
+    assert "sensor_jump" in table and "above_max_heat living" in table and "violations: 2" in table
+
+
 def test_the_soak_house_config_is_valid_and_its_broken_configs_are_not(tmp_path: Path) -> None:
     from thermostat.config import ConfigError, load_config
     from thermostat.sim.soak import BROKEN_CONFIGS, HOUSE, soak_config_yaml, soak_schedule_yaml
