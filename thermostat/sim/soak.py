@@ -43,7 +43,7 @@ import aiomqtt
 from thermostat.miners.models import MODELS
 from thermostat.sim.room import LARGE_ROOM, MEDIUM_ROOM, OutdoorProfile, Room, RoomParams, Sensor, SensorParams
 from thermostat.sim.soak_miner import request_command
-from thermostat.sim.soak_observer import HeaterRules, Observer, RoomRules
+from thermostat.sim.soak_observer import HEAT_MARGIN_W, HeaterRules, Observer, RoomRules
 
 log = logging.getLogger("thermostat.soak")
 
@@ -54,6 +54,7 @@ FAULT_KINDS = (
     "miner_restart",  # one miner SIGKILL (power lost), back after 1-3 min in the other state (mining/standby)
     "service_kill",  # the service SIGKILL, restarted after 0-60 s on the same state file
     "service_kill_in_lead",  # the service SIGKILL as soon as a miner receives a softon (inside its lead)
+    "service_kill_after_stop",  # the service SIGKILL just after a heater stopped, then its room asks for heat
     "sighup_valid",  # a valid changed config, SIGHUP
     "sighup_broken",  # a broken config, SIGHUP; the valid one is put back when the fault ends
     "state_unwritable",  # SIGKILL, the state file replaced by a directory, restart; file put back at the end
@@ -160,6 +161,7 @@ def draw_duration(kind: str, rng: random.Random) -> float:
         "miner_restart": lambda: rng.uniform(60.0, 180.0),
         "service_kill": lambda: rng.uniform(0.0, 60.0),
         "service_kill_in_lead": lambda: 1800.0,  # the longest wait for a softon to happen
+        "service_kill_after_stop": lambda: 0.0,  # set when it ends
         "sighup_valid": lambda: 0.0,
         "sighup_broken": lambda: rng.uniform(60.0, 300.0),
         "state_unwritable": lambda: rng.uniform(300.0, 900.0),
@@ -477,6 +479,8 @@ class Soak:
         self.sensor_mode: dict[str, tuple[str, float]] = {}  # room -> ("jump", offset) | ("stuck", value) | silent
         self.kill_on_softon: asyncio.Event | None = None
         self.windows_open: set[str] = set()
+        self.heating: dict[str, bool] = {}  # heater id -> heating at its last state line
+        self.on_heater_stop: Callable[[str], None] | None = None
         self.lags: list[float] = []  # simulated seconds the physics step woke up late
         self.softon_at: float | None = None  # softon's scheduled time from the request
         self.notes: list[str] = []
@@ -490,6 +494,10 @@ class Soak:
     def _on_miner_line(self, miner: _Miner, msg: dict[str, Any]) -> None:
         t = float(msg.get("t", self.clock.t()))
         if msg.get("k") == "s":
+            heating = float(msg["w"]) > MODELS[miner.model].standby_wall_w + HEAT_MARGIN_W
+            if self.heating.get(miner.hid) and not heating and self.on_heater_stop is not None:
+                self.on_heater_stop(miner.hid)
+            self.heating[miner.hid] = heating
             self.observer.miner_state(miner.hid, t, wall_w=float(msg["w"]), generation=miner.generation,
                                       wakes=int(msg["wk"]))
         elif msg.get("k") == "r":
@@ -765,6 +773,35 @@ class Soak:
                     f"killed {t - self.softon_at:.1f} s after the softon took effect (outside the lead)"
             f.duration = 0.0
             await self._restart_service_after(self.rng.uniform(1.0, 10.0))
+        elif k == "service_kill_after_stop":
+            # A restart must not forget when a heater stopped. The household turns a room off; the moment one
+            # of its heaters stops, the service is killed and restarted, and the room is turned on again (as
+            # MQTT commands, like Home Assistant). min_off must still hold for the heater that stopped.
+            busy = [r.id for r in HOUSE if any(self.heating.get(h) for h in r.heaters)]
+            room_id = self.rng.choice(busy or [r.id for r in HOUSE])
+            stopped: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+            def on_stop(hid: str) -> None:
+                if self.room_of[hid] == room_id and not stopped.done():
+                    stopped.set_result(hid)
+
+            self.on_heater_stop = on_stop
+            await self._household_command(room_id, "off")
+            try:
+                hid: str | None = await asyncio.wait_for(stopped, 600.0 / self.opt.speed)
+            except TimeoutError:
+                hid = None
+            finally:
+                self.on_heater_stop = None
+            await self.service.kill()
+            f.target = hid or room_id
+            f.note = (f"{room_id} off; killed just after {hid} stopped" if hid is not None
+                      else f"{room_id} off; no heater of it stopped within 10 min: killed anyway")
+            await self._restart_service_after(self.rng.uniform(1.0, 10.0))
+            for _ in range(int(MIN_OFF_S / 30.0)):  # until the new process has surely received it
+                await self._household_command(room_id, "heat")
+                await self.clock.sleep(30.0)
+            f.duration = self.clock.t() - f.start
         elif k == "sighup_valid":
             self.config_variant += 1
             self._write_config()
@@ -831,6 +868,14 @@ class Soak:
                 original.replace(aside)
                 held.append((original, aside))
         return held
+
+    async def _household_command(self, room_id: str, mode: str) -> None:
+        """What Home Assistant sends when the household switches a room (the service's command topic)."""
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            async with asyncio.timeout(10.0):
+                async with aiomqtt.Client("127.0.0.1", self.broker.port, identifier="soak-household",
+                                          timeout=5) as c:
+                    await c.publish(f"{BASE}/room/{room_id}/mode/set", mode.encode(), qos=1)
 
     def _damage_state(self, how: str) -> None:
         path = self.state_path
@@ -972,5 +1017,14 @@ def format_table(s: dict[str, Any]) -> list[str]:
     return lines
 
 
+WATCHDOG_SLACK_S = 300.0  # real seconds beyond the longest planned run
+
+
 async def run_soak(options: SoakOptions) -> SoakResult:
-    return await Soak(options).run()
+    """Run a soak. A harness that hangs is an error, not a test that never ends: the run is bounded by its
+    longest planned length (1.5 × days) plus `WATCHDOG_SLACK_S` real seconds."""
+    limit = options.days * 86400.0 * 1.5 / options.speed + WATCHDOG_SLACK_S
+    try:
+        return await asyncio.wait_for(Soak(options).run(), limit)
+    except TimeoutError:
+        raise RuntimeError(f"the soak did not finish within {limit:.0f} real seconds (harness stuck)") from None
