@@ -77,7 +77,8 @@ WARMUP_S = 1800.0
 GAP_S = 300.0  # quiet time between a recovery and the next fault
 SYSTEMD_RESTART_S = 10.0  # like Restart=always, RestartSec=10 (simulated s)
 CRASH_LOOP_RESET_S = 30.0  # real seconds
-HUP_WAIT_S = 30.0  # real seconds a SIGHUP waits for the service to install its handler
+HUP_WAIT_S = 30.0
+HEAT_REPEAT_REAL_S = 30.0  # real seconds the household repeats "heat" after a restart  # real seconds a SIGHUP waits for the service to install its handler
 BASE = "soak"
 
 
@@ -798,8 +799,13 @@ class Soak:
             f.note = (f"{room_id} off; killed just after {hid} stopped" if hid is not None
                       else f"{room_id} off; no heater of it stopped within 10 min: killed anyway")
             await self._restart_service_after(self.rng.uniform(1.0, 10.0))
-            for _ in range(int(MIN_OFF_S / 30.0)):  # until the new process has surely received it
+            # MQTT commands are not retained: repeat "heat" until the new process has surely subscribed (its
+            # start-up takes seconds of real time, many simulated minutes on a loaded machine)
+            restarted_real = time.monotonic()
+            repeats = 0
+            while repeats < MIN_OFF_S / 30.0 or time.monotonic() - restarted_real < HEAT_REPEAT_REAL_S:
                 await self._household_command(room_id, "heat")
+                repeats += 1
                 await self.clock.sleep(30.0)
             f.duration = self.clock.t() - f.start
         elif k == "sighup_valid":
