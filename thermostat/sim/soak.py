@@ -77,8 +77,8 @@ WARMUP_S = 1800.0
 GAP_S = 300.0  # quiet time between a recovery and the next fault
 SYSTEMD_RESTART_S = 10.0  # like Restart=always, RestartSec=10 (simulated s)
 CRASH_LOOP_RESET_S = 30.0  # real seconds
-HUP_WAIT_S = 30.0
-HEAT_REPEAT_REAL_S = 30.0  # real seconds the household repeats "heat" after a restart  # real seconds a SIGHUP waits for the service to install its handler
+HUP_WAIT_S = 30.0  # real seconds a SIGHUP waits for the service to install its handler
+HEAT_REPEAT_REAL_S = 30.0  # real seconds the household repeats "heat" after a restart
 BASE = "soak"
 
 
