@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+from thermostat.clock import SharedScaledClock
 from thermostat.commands._argtypes import config_argument, config_path
 from thermostat.config import Config, ConfigError, config_warnings, load_config
 from thermostat.service import Service
@@ -38,10 +40,6 @@ MIN_REAL_TIMEOUT_S = 0.25  # scaled I/O timeouts never go below this many real s
 
 def _test_clock(args: Any) -> tuple[Any, str | None]:
     """The shared scaled clock asked for on the command line, or (None, error text)."""
-    import os
-
-    from thermostat.clock import SharedScaledClock
-
     given = [args.test_clock_speed, args.test_clock_origin, args.test_clock_start]
     if all(v is None for v in given):
         return None, None

@@ -40,7 +40,9 @@ from typing import Any
 
 import aiomqtt
 
+from thermostat.clock import SharedScaledClock
 from thermostat.miners.models import MODELS
+from thermostat.sim.demo import find_mosquitto
 from thermostat.sim.room import LARGE_ROOM, MEDIUM_ROOM, OutdoorProfile, Room, RoomParams, Sensor, SensorParams
 from thermostat.sim.soak_miner import request_command
 from thermostat.sim.soak_observer import HEAT_MARGIN_W, HeaterRules, Observer, RoomRules
@@ -177,8 +179,6 @@ def draw_duration(kind: str, rng: random.Random) -> float:
 
 class _Clock:
     def __init__(self, speed: float) -> None:
-        from thermostat.clock import SharedScaledClock
-
         self.inner = SharedScaledClock(speed, time.time(), SIM_START.timestamp())
 
     def t(self) -> float:
@@ -195,8 +195,6 @@ class _Clock:
 
 class _Broker:
     def __init__(self, workdir: Path) -> None:
-        from thermostat.sim.demo import find_mosquitto
-
         binary = find_mosquitto()
         if binary is None:
             raise RuntimeError("the soak needs mosquitto (apt-get install mosquitto)")
