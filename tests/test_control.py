@@ -11,8 +11,8 @@ from thermostat.core.control import (
     HysteresisController,
     PidController,
     TpiController,
-    make_controller,
 )
+from thermostat.core.controllers import make_controller
 from thermostat.sim.room import MEDIUM_ROOM, Room, Sensor, SensorParams, steady_power_w
 
 
