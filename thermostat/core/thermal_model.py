@@ -28,7 +28,9 @@ constant "equivalent outdoor" is fitted instead (the gain is then still identifi
 
 Confidence (0..1) is the product of: data span (full at `full_span_h`), fit quality (residual RMS against
 `good_rmse_k`), and the relative standard errors of the gain and of the time constant from the Jacobian at the
-optimum. The planner uses a model at or above `min_confidence` (0.5), else it falls back to pid.
+optimum: 1 / (1 + 2·(σ_gain + σ_tau)) — with full span and a good fit, 0.5 is reached at a combined relative
+standard error of about 45 %. The planner uses a model at or above `MIN_CONFIDENCE` (0.5), else it falls back to
+pid.
 """
 
 from __future__ import annotations
@@ -264,6 +266,11 @@ def _bins(samples: Sequence[Sample], s: FitSettings, day_offset_s: float = 0.0) 
     per_bin = s.drop_k_per_h * s.bin_s / 3600.0
     d = np.diff(filled)
     drop[1:] = np.nan_to_num(d, nan=0.0) < -max(per_bin, 0.25)
+    # a fall right after the heat went down is the air's own fast response, not a window
+    lookback = max(1, int(1800.0 // s.bin_s))
+    for k in np.where(drop)[0]:
+        if heat[k] < heat[max(0, k - lookback):k + 1].max() - 1.0:
+            drop[k] = False
     skip = max(1, int(s.drop_skip_s // s.bin_s))
     for k in np.where(drop)[0]:
         ok[max(0, k - 1):k + skip] = False
@@ -407,7 +414,7 @@ def _fit_order(segments: list[_Segment], order: int, s: FitSettings, outdoor_kno
     rel_gain, rel_tau = _relative_errors(prob, sol, rmse)
     conf_span = min(1.0, span_h / s.full_span_h)
     conf_fit = 1.0 / (1.0 + (rmse / s.good_rmse_k) ** 2)
-    conf_par = 1.0 / (1.0 + 4.0 * (rel_gain + rel_tau))
+    conf_par = 1.0 / (1.0 + 2.0 * (rel_gain + rel_tau))
     confidence = max(0.0, min(1.0, conf_span * (0.5 + 0.5 * conf_fit) * conf_par))
     samples_used = sum(len(g.air) for g in segments)
     return ThermalModel(base.kind, base.c_air_j_per_k, base.c_mass_j_per_k, base.h_am_w_per_k, base.h_ao_w_per_k,
