@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -38,7 +39,7 @@ def test_changes_lists_each_change_once_across_days_and_dst() -> None:
     changes = t.changes(start, datetime(2026, 3, 30, 12, tzinfo=BERLIN))
     assert changes[0] == (start, 0.3)
     prices = [p for _, p in changes]
-    assert all(a != b for a, b in zip(prices, prices[1:], strict=False))
+    assert all(a != b for a, b in itertools.pairwise(prices))
     assert [w.astimezone(BERLIN).day for w, _ in changes[1:]] == [29, 29, 30, 30]
 
 
