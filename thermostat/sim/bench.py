@@ -217,7 +217,8 @@ def run_one(scenario: Scenario, controller: str, *, keep_trace: bool = False,
     )
     prices = _price_steps(scenario, schedule, start_utc)
     price_times = [p[0] for p in prices]
-    preheat = Preheat() if controller not in (*BASELINES, "mpc") else None
+    # mpc plans its own pre-heat; while it falls back to pid (no confident model yet) the pid gets the pre-heat
+    preheat = Preheat() if controller not in BASELINES else None
     forecast: Forecast | None = None
     forecast_at = -math.inf
     next_refit = REFIT_S
@@ -254,7 +255,7 @@ def run_one(scenario: Scenario, controller: str, *, keep_trace: bool = False,
         # 3. control tick
         if t >= next_control:
             setpoint = target
-            if preheat is not None:
+            if preheat is not None and not (mpc is not None and mpc.active):
                 setpoint = preheat.setpoint(t, measured if sensor_ok else None, target, change_in, sched.next_temp)
             if mpc is not None and (t - forecast_at >= mpc.replan_s or (forecast is not None and
                                                                          forecast.target_at(t, target) != target)):
