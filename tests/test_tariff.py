@@ -125,3 +125,18 @@ def test_scenario_tariff_is_validated(tmp_path: Path) -> None:
     bad.write_text("name: bad\nduration_h: 1\nheaters: [{model: mini3}]\ntariff: {daily: [{at: '00:00'}]}\n")
     with pytest.raises(ScenarioError, match="tariff"):
         load_scenario(bad)
+
+
+def test_energy_command_prices_each_instant_by_its_block(tmp_path: Path) -> None:
+    from thermostat.commands.history import _price_at
+
+    cfg = load_config(_config(tmp_path, """\
+tariff:
+  timezone: Europe/Berlin
+  week: {daily: [{at: "00:00", price: 0.18}, {at: "17:00", price: 0.48}]}"""))
+    assert cfg.tariff is not None
+    price = _price_at(cfg.tariff)
+    assert price(datetime(2026, 1, 5, 15, 59, tzinfo=UTC).timestamp()) == 0.48  # 16:59 in Berlin
+    assert price(datetime(2026, 1, 5, 3, tzinfo=UTC).timestamp()) == 0.18
+    flat = load_config(_config(tmp_path, "tariff: {price_per_kwh: 0.3}")).tariff
+    assert flat is not None and _price_at(flat)(0.0) == 0.3
