@@ -136,7 +136,8 @@ tariff:
   week: {daily: [{at: "00:00", price: 0.18}, {at: "17:00", price: 0.48}]}"""))
     assert cfg.tariff is not None
     price = _price_at(cfg.tariff)
-    assert price(datetime(2026, 1, 5, 15, 59, tzinfo=UTC).timestamp()) == 0.48  # 16:59 in Berlin
+    assert price(datetime(2026, 1, 5, 16, 1, tzinfo=UTC).timestamp()) == 0.48  # 17:01 in Berlin
+    assert price(datetime(2026, 1, 5, 15, 59, tzinfo=UTC).timestamp()) == 0.18  # 16:59 in Berlin
     assert price(datetime(2026, 1, 5, 3, tzinfo=UTC).timestamp()) == 0.18
     flat = load_config(_config(tmp_path, "tariff: {price_per_kwh: 0.3}")).tariff
     assert flat is not None and _price_at(flat)(0.0) == 0.3
