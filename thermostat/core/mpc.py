@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linprog
 
 from thermostat.core.control import Forecast, PidController, _check_power
 from thermostat.core.thermal_model import ThermalModel
@@ -249,6 +248,8 @@ class MpcController:
         return np.array([self.step_s] * fine + [2 * self.step_s] * coarse)
 
     def _replan(self, now: float, target: float, forecast: Forecast | None) -> None:
+        from scipy.optimize import linprog  # imported on first use: processes that never plan do not load scipy
+
         assert self.model is not None and self._x is not None
         steps = self._grid()
         n = len(steps)

@@ -42,9 +42,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy.linalg import expm
-from scipy.optimize import least_squares
-from scipy.signal import lfilter
+
+# scipy is imported where it is used: a command that only reads the config (status, check-config) should not pay
+# for importing it
 
 MIN_CONFIDENCE = 0.5
 
@@ -165,6 +165,8 @@ def _discretise(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], dt: float
     # scipy's general expm costs a hundred times more and the fit calls this for every residual evaluation)
     lam, v = np.linalg.eig(a)
     if (np.iscomplexobj(lam) and np.abs(lam.imag).max() > 1e-12) or (lam.real >= 0).any():
+        from scipy.linalg import expm
+
         n, m = a.shape[0], b.shape[1]
         big = np.zeros((n + m, n + m))
         big[:n, :n] = a * dt
@@ -294,6 +296,8 @@ def _bins(samples: Sequence[Sample], s: FitSettings, day_offset_s: float = 0.0) 
 def _simulate(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], x0: np.ndarray[Any, Any],
               inputs: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """States x_1..x_N for x_{k+1} = a x_k + b u_k, via the modal form (first-order recursions in C)."""
+    from scipy.signal import lfilter
+
     lam, v = np.linalg.eig(a)
     lam, v = lam.real, v.real
     vinv = np.linalg.inv(v)
@@ -343,6 +347,8 @@ class _Problem:
             x = _simulate(ad, bd, x0, u)
             air = x[:, 0]
             if self.lag > 0:
+                from scipy.signal import lfilter
+
                 air, _ = lfilter([1.0 - self.lag], [1.0, -self.lag], air, zi=[self.lag * y0])
             out.append(air - seg.air[1:])
         return np.concatenate(out)
@@ -374,6 +380,8 @@ def fit(samples: Sequence[Sample], *, now: float = 0.0, settings: FitSettings | 
 
 def _fit_order(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: bool, span_h: float,
                now: float) -> ThermalModel | None:
+    from scipy.optimize import least_squares
+
     prob = _Problem(segments, order, s, outdoor_known)
     mean_air = float(np.nanmean(np.concatenate([g.air for g in segments])))
     mean_heat = float(np.mean(np.concatenate([g.heat for g in segments])))
