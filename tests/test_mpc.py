@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from thermostat.core.control import Forecast, PidController, make_controller
+from thermostat.core.control import Forecast, PidController
+from thermostat.core.controllers import make_controller
 from thermostat.core.engine import RoomControl
 from thermostat.core.kpi import Kpi
 from thermostat.core.mpc import MpcController
