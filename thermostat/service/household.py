@@ -113,6 +113,8 @@ class RoomRuntime:
     safety_reason: str | None = None  # the safety standby last logged
     control_failed: bool = False  # the last control step of this room raised (its heaters were sent to standby)
     cost: float = 0.0  # since start, at the price in force (tariff or price topic)
+    forecast: Forecast | None = None  # what mpc was last given (coming targets, outdoor, prices)
+    forecast_at: float = -1e18
 
 
 class Service:
@@ -690,7 +692,15 @@ class Service:
             return
         controlled = [h.machine for h in room.heaters if h.machine is not None and h.controlled and not h.remote_off]
         outdoor = self._outdoor(now)
-        forecast = self._forecast(room, now, wall) if isinstance(room.control.controller, MpcController) else None
+        forecast = None
+        controller = room.control.controller
+        if isinstance(controller, MpcController) and controller.active:
+            # rebuilt when the planner may replan, or when the target in force changed (a block, an override)
+            fresh = room.forecast is not None and now - room.forecast_at < controller.replan_s and (
+                room.forecast.target_at(now, temp) == temp)
+            if not fresh:
+                room.forecast, room.forecast_at = self._forecast(room, now, wall), now
+            forecast = room.forecast
         room.decision = room.control.tick(
             now, measured=measured, sensor_ok=sensor_ok, target=temp, mode=room.state.mode, machines=controlled,
             outdoor=outdoor, forecast=forecast,
