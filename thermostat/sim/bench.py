@@ -42,7 +42,7 @@ from thermostat.sim.scenario import Scenario, ScenarioError, load_scenario
 CONTROLLERS = ("pid", "hysteresis", "bang-bang", "tpi", "mpc")
 BASELINES = ("bang-bang", "tpi")  # switch-style products: one heater at its top level when on, no pre-heat
 ORACLE = "oracle"  # not a controller: the clairvoyant LP bound of thermostat.sim.oracle (`bench --oracle`)
-DEFAULT_CONTROLLER = "pid"  # the controller a new config gets (the issue-14 goals are about it)
+DEFAULT_CONTROLLER = "mpc"  # the controller a new config gets (the issue-14 goals are about it)
 
 # The bench polls settled heaters every 5 minutes (the service: every 15 s) and transitions every 10 s (the
 # service: 3 s). A settled poll changes nothing the KPIs see (the room is heated by the simulated miner's own
