@@ -30,7 +30,7 @@ target: 21
 """
 
 JSON_KEYS = {"scenario", "controller", "discomfort_kh", "energy_kwh", "energy_floor_kwh", "wakes", "level_changes",
-             "max_overshoot_k", "rms_error_k", "sim_hours", "wall_s"}
+             "max_overshoot_k", "rms_error_k", "sim_hours", "wall_s", "cost"}
 
 
 @pytest.fixture(scope="module")

@@ -76,7 +76,7 @@ def test_minimal_config_uses_defaults() -> None:
     assert cfg.mqtt.host == "127.0.0.1" and cfg.mqtt.port == 1883
     assert cfg.heaters["a"].port == 4028 and cfg.heaters["a"].model == "auto"
     assert cfg.heaters["a"].min_on == 600.0
-    assert cfg.rooms["living"].control.mode == "pid"
+    assert cfg.rooms["living"].control.mode == "mpc"  # mpc is the default for new configs (issue 14)
     assert cfg.rooms["living"].limits.min_c == 7 and cfg.rooms["living"].limits.max_c == 26
     assert cfg.safety.on_exit == "standby"
     assert cfg.state.path.is_absolute()

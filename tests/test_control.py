@@ -11,8 +11,8 @@ from thermostat.core.control import (
     HysteresisController,
     PidController,
     TpiController,
-    make_controller,
 )
+from thermostat.core.controllers import make_controller
 from thermostat.sim.room import MEDIUM_ROOM, Room, Sensor, SensorParams, steady_power_w
 
 
@@ -141,8 +141,9 @@ def test_factory_and_errors():
     assert make_controller("bang_bang", max_w=800.0, unit_w=400.0).name == "bang-bang"
     assert make_controller("tpi", max_w=800.0, coef_int=0.5).name == "tpi"
     assert make_controller("hysteresis", max_w=800.0).name == "hysteresis"
+    assert make_controller("mpc", max_w=800.0).name == "mpc"
     with pytest.raises(ValueError, match="unknown controller"):
-        make_controller("mpc", max_w=800.0)
+        make_controller("lqr", max_w=800.0)
     with pytest.raises(ValueError, match="accepted settings"):
         make_controller("pid", max_w=800.0, kq=1.0)
     with pytest.raises(ValueError):

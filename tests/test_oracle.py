@@ -45,7 +45,7 @@ events:
 """
 
 JSON_KEYS = {"scenario", "controller", "discomfort_kh", "energy_kwh", "energy_floor_kwh", "wakes", "level_changes",
-             "max_overshoot_k", "rms_error_k", "sim_hours", "wall_s"}
+             "max_overshoot_k", "rms_error_k", "sim_hours", "wall_s", "cost"}
 
 
 @pytest.fixture(scope="module")
@@ -155,20 +155,21 @@ def test_table_ratios_and_issue14_goals(tiny_results: list[BenchResult]) -> None
     assert pid_cells[4] == f"{by['pid'].discomfort_kh / by[ORACLE].discomfort_kh:.2f}"
     text = format_goals(tiny_results)
     assert "goals of issue 14" in text
-    assert "tiny_oracle: pid discomfort ≤ 1.5 × the oracle's" in text
-    assert "tiny_oracle: pid discomfort below bang-bang's" in text
+    # the issue-14 goals are about the default controller of a new config: mpc
+    assert "tiny_oracle: mpc discomfort ≤ 1.5 × the oracle's" in text
+    assert "tiny_oracle: mpc discomfort below bang-bang's" in text
 
 
 def test_cli_oracle_row_in_json_and_plot(tiny_yaml: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_json = tmp_path / "out.json"
     out_png = tmp_path / "out.png"
-    code = main(["bench", "--scenario", str(tiny_yaml), "--controller", "pid", "--oracle", "--json", str(out_json),
+    code = main(["bench", "--scenario", str(tiny_yaml), "--controller", "mpc", "--oracle", "--json", str(out_json),
                  "--plot", str(out_png), "--quiet", "--workers", "1"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "oracle" in printed and "goals of issue 14" in printed
     data = json.loads(out_json.read_text(encoding="utf-8"))
-    assert [row["controller"] for row in data] == ["pid", "oracle"]
+    assert [row["controller"] for row in data] == ["mpc", "oracle"]
     assert all(set(row) == JSON_KEYS for row in data)
     assert out_png.exists() and out_png.stat().st_size > 10_000
 

@@ -38,8 +38,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticUndefined
 
-from thermostat.core.schedule import Schedule, ScheduleError, ScheduleSpec, raw_problems, schedule_warnings
+from thermostat.core.schedule import Schedule, ScheduleError, ScheduleSpec, load_zone, raw_problems, schedule_warnings
 from thermostat.core.steer import parse_duration_s
+from thermostat.core.tariff import Tariff, TariffError, tariff_from_data
 from thermostat.miners.models import MODELS
 from thermostat.yamlio import (
     Problem,
@@ -239,7 +240,21 @@ class HysteresisControl(BaseModel):
     hot_tolerance: float = Field(default=0.3, ge=0, le=5, description="Stop when above target plus this (°C).")
 
 
-Control = Annotated[PidControl | HysteresisControl, Field(discriminator="mode")]
+class MpcControl(BaseModel):
+    """Model-predictive control (the default): learns the room from its history and plans the heat ahead
+    (docs/control.md). Until the learned model is confident (about two days of ordinary heating) it runs pid and
+    the room's reason says so."""
+
+    model_config = _STRICT
+
+    mode: Literal["mpc"] = Field(default="mpc", description="`mpc`.")
+    horizon: Duration = Field(default=18 * 3600.0, ge=4 * 3600, le=48 * 3600,
+                              description="How far ahead the heat is planned (e.g. `18h`).")
+    margin: float = Field(default=0.2, ge=0, le=0.5,
+                          description="Plan this many °C inside the comfort band's lower edge (target − 0.5 °C).")
+
+
+Control = Annotated[MpcControl | PidControl | HysteresisControl, Field(discriminator="mode")]
 
 
 class RoomConfig(BaseModel):
@@ -257,7 +272,9 @@ class RoomConfig(BaseModel):
     target: Temperature | None = Field(default=None, description="A fixed target in °C instead of a schedule.")
     limits: LimitsConfig = Field(default_factory=LimitsConfig, description="Target bounds.")
     control: Control = Field(
-        default_factory=PidControl, description="Control algorithm: `{mode: pid}` (default) or `{mode: hysteresis}`."
+        default_factory=MpcControl,
+        description="Control algorithm: `{mode: mpc}` (default; falls back to pid until the room is learnt), "
+        "`{mode: pid}` or `{mode: hysteresis}`.",
     )
     heaters: list[HeaterId] = Field(min_length=1, description="Ids of the heaters (from `heaters`) in this room.")
 
@@ -515,12 +532,58 @@ class DashboardConfig(BaseModel):
 
 
 class TariffConfig(BaseModel):
-    """Electricity price, for cost figures."""
+    """Electricity price, for cost figures and for the mpc planner (which moves heat into cheap hours)."""
 
     model_config = _STRICT
 
-    price_per_kwh: float = Field(ge=0, le=10, description="Price of one kWh.")
+    price_per_kwh: float | None = Field(default=None, ge=0, le=10,
+                                        description="Price of one kWh (a flat tariff; give this or `week`).")
+    week: dict[str, list[dict[str, Any]]] | None = Field(
+        default=None,
+        description="Time-of-use prices like a schedule: `{mon-fri: [{at: \"00:00\", price: 0.22}, ...], ...}`.",
+    )
+    timezone: str = Field(default="UTC", description="Time zone of the `week` times (IANA name).")
+    price_topic: Topic | None = Field(
+        default=None, description="MQTT topic with the current price per kWh (a number) for a dynamic tariff.")
+    price_max_age: Duration = Field(default=7200.0, ge=60, le=86400,
+                                    description="A price from `price_topic` older than this is ignored.")
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code.")
+
+    @model_validator(mode="after")
+    def _one_price(self) -> TariffConfig:
+        if (self.price_per_kwh is None) == (self.week is None):
+            raise ValueError("a tariff needs exactly one of `price_per_kwh` (flat) or `week` (time of use)")
+        try:
+            load_zone(self.timezone)
+        except Exception as exc:
+            raise ValueError(f"timezone: {exc}") from None
+        if self.week is not None:
+            try:
+                tariff_from_data({"week": self.week})
+            except TariffError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+    def build(self) -> Tariff:
+        """The `thermostat.core.tariff.Tariff` for this section."""
+        data: dict[str, Any] = {"week": self.week} if self.week is not None else {"price_per_kwh": self.price_per_kwh}
+        return tariff_from_data(data, load_zone(self.timezone))
+
+
+class OutdoorConfig(BaseModel):
+    """The outdoor temperature: a sensor topic and, optionally, a forecast topic (used by mpc and its room model)."""
+
+    model_config = _STRICT
+
+    topic: Topic | None = Field(default=None, description="MQTT topic of an outdoor temperature sensor.")
+    json_key: str | None = Field(default=None, description="Key of the temperature in a JSON payload.")
+    forecast_topic: Topic | None = Field(
+        default=None,
+        description="MQTT topic with a forecast: a JSON list of `{datetime: ISO 8601, temperature: °C}` "
+        "(the shape of Home Assistant's weather forecasts). Without one, mpc assumes the last measured value.",
+    )
+    stale_after: Duration = Field(default=3 * 3600.0, ge=600, le=86400,
+                                  description="An outdoor reading older than this is not used.")
 
 
 def _check_http_url(value: str) -> str:
@@ -569,6 +632,7 @@ class Config(BaseModel):
         default_factory=DashboardConfig, description="Built-in dashboard and local API (`thermostat status`)."
     )
     tariff: TariffConfig | None = Field(default=None, description="Electricity price (optional).")
+    outdoor: OutdoorConfig | None = Field(default=None, description="Outdoor temperature and forecast (optional).")
     mining_rig_monitor: MrmConfig | None = Field(
         default=None, description="Mining Rig Monitor reporting and remote switch (optional)."
     )
@@ -858,6 +922,7 @@ _REFERENCE_SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("rooms.<id>", RoomConfig),
     ("rooms.<id>.sensor", SensorConfig),
     ("rooms.<id>.limits", LimitsConfig),
+    ("rooms.<id>.control (mode: mpc)", MpcControl),
     ("rooms.<id>.control (mode: pid)", PidControl),
     ("rooms.<id>.control (mode: hysteresis)", HysteresisControl),
     ("heaters.<id>", HeaterConfig),
@@ -871,6 +936,7 @@ _REFERENCE_SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("metrics", MetricsConfig),
     ("dashboard", DashboardConfig),
     ("tariff", TariffConfig),
+    ("outdoor", OutdoorConfig),
     ("mining_rig_monitor", MrmConfig),
 ]
 

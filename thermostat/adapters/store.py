@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS rooms (
@@ -76,6 +76,20 @@ CREATE TABLE IF NOT EXISTS energy (
     kwh REAL NOT NULL,
     updated REAL NOT NULL
 );
+"""
+
+# v2: the fitted room models (mpc, docs/control.md) and the outdoor temperature history they are fitted on
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS thermal_models (
+    room TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    fitted REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outdoor (
+    ts REAL NOT NULL,
+    temp REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outdoor_ts ON outdoor(ts);
 """
 
 
@@ -214,7 +228,11 @@ class Store:
                 for statement in _SCHEMA_V1.split(";"):
                     if statement.strip():
                         db.execute(statement)
-            # Later versions: `if version < 2: ...` here, each step idempotent.
+            if version < 2:
+                for statement in _SCHEMA_V2.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            # Later versions: `if version < 3: ...` here, each step idempotent.
             if version != SCHEMA_VERSION:
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -350,6 +368,7 @@ class Store:
         """
         with self._tx() as db:
             deleted = db.execute("DELETE FROM history WHERE ts < ?", (older_than,)).rowcount
+            deleted += db.execute("DELETE FROM outdoor WHERE ts < ?", (older_than,)).rowcount
             if max_rows is not None:
                 if max_rows < 0:
                     raise ValueError("max_rows must be >= 0")
@@ -359,6 +378,39 @@ class Store:
                     (max_rows,),
                 ).rowcount
         return int(deleted)
+
+    # --- room models and outdoor history ----------------------------------------------------------
+
+    def put_thermal_model(self, room: str, data: dict[str, Any], fitted: float) -> None:
+        """The room's fitted thermal model (`ThermalModel.to_dict()`), replacing the previous one."""
+        text = json.dumps(data, allow_nan=False)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO thermal_models(room, data, fitted) VALUES (?, ?, ?) "
+                "ON CONFLICT(room) DO UPDATE SET data = excluded.data, fitted = excluded.fitted",
+                (room, text, fitted),
+            )
+
+    def get_thermal_model(self, room: str) -> tuple[dict[str, Any], float] | None:
+        row = self._db.execute("SELECT data, fitted FROM thermal_models WHERE room = ?", (room,)).fetchone()
+        if row is None:
+            return None
+        data = json.loads(row[0])
+        return (data, float(row[1])) if isinstance(data, dict) else None
+
+    def record_outdoor(self, ts: float, temp: float) -> None:
+        if not math.isfinite(temp):
+            raise ValueError(f"outdoor temperature must be finite, got {temp!r}")
+        with self._tx() as db:
+            db.execute("INSERT INTO outdoor(ts, temp) VALUES (?, ?)", (ts, float(temp)))
+
+    def outdoor_history(self, since: float | None = None) -> list[tuple[float, float]]:
+        sql = "SELECT ts, temp FROM outdoor"
+        args: list[Any] = []
+        if since is not None:
+            sql += " WHERE ts >= ?"
+            args.append(since)
+        return [(float(a), float(b)) for a, b in self._db.execute(sql + " ORDER BY ts", args)]
 
     # --- energy --------------------------------------------------------------------------------
 
@@ -457,6 +509,9 @@ class SafeStore:
         self._dirty_heaters: set[str] = set()
         self._dirty_learned: set[str] = set()
         self._history: deque[HistoryRow] = deque(maxlen=max_pending_history)
+        self._models: dict[str, tuple[dict[str, Any], float]] = {}  # fitted room models (mpc)
+        self._dirty_models: set[str] = set()
+        self._outdoor: deque[tuple[float, float]] = deque(maxlen=max_pending_history)
         self._retry_open = True
         self._open_at_start()
 
@@ -566,6 +621,7 @@ class SafeStore:
 
     def _pending(self) -> bool:
         return bool(self._dirty_rooms or self._dirty_heaters or self._dirty_learned or self._history
+                    or self._dirty_models or self._outdoor
                     or any(self._energy.get(r, 0.0) > self._energy_in_file.get(r, 0.0) + 1e-12 for r in self._energy))
 
     def flush(self, *, force: bool = False) -> bool:
@@ -606,6 +662,14 @@ class SafeStore:
             if self._history:
                 db.record_history_rows(list(self._history))
                 self._history.clear()
+            for room in sorted(self._dirty_models):
+                data, fitted = self._models[room]
+                db.put_thermal_model(room, data, fitted)
+                self._dirty_models.discard(room)
+            while self._outdoor:
+                ts, temp = self._outdoor[0]
+                db.record_outdoor(ts, temp)
+                self._outdoor.popleft()
         except Exception as exc:  # never into the control path
             try:
                 if db._db.in_transaction:
@@ -688,6 +752,36 @@ class SafeStore:
             return []
         try:
             return self._db.history(**kwargs)
+        except sqlite3.Error:
+            return []
+
+    def get_thermal_model(self, room: str) -> tuple[dict[str, Any], float] | None:
+        if room in self._models:
+            return self._models[room]
+        if self._db is None:
+            return None
+        try:
+            return self._db.get_thermal_model(room)
+        except (sqlite3.Error, ValueError):
+            return None
+
+    def put_thermal_model(self, room: str, data: dict[str, Any], fitted: float) -> None:
+        json.dumps(data, allow_nan=False)
+        self._models[room] = (data, fitted)
+        self._dirty_models.add(room)
+        self.flush()
+
+    def record_outdoor(self, ts: float, temp: float) -> None:
+        if not math.isfinite(temp):
+            raise ValueError(f"outdoor temperature must be finite, got {temp!r}")
+        self._outdoor.append((ts, float(temp)))
+        self.flush()
+
+    def outdoor_history(self, since: float | None = None) -> list[tuple[float, float]]:
+        if self._db is None:
+            return []
+        try:
+            return self._db.outdoor_history(since)
         except sqlite3.Error:
             return []
 

@@ -46,4 +46,16 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"{args.file}: OK")
     print(f"{counted(len(config.rooms), 'room')}, {counted(len(config.heaters), 'heater')}: {rooms}")
+    mpc_rooms = [rid for rid, room in config.rooms.items() if room.control.mode == "mpc"]
+    if mpc_rooms:
+        print(f"mpc ({', '.join(mpc_rooms)}): learns each room from its own history in {config.state.path}; "
+              "runs pid until the room model is confident (about 2-3 days of heating) and says so in the reason")
+        print("  outdoor: " + (f"sensor {config.outdoor.topic or '-'}, forecast {config.outdoor.forecast_topic or '-'}"
+                               if config.outdoor is not None else "none (model fits an equivalent outdoor; "
+                               "the planner assumes persistence)"))
+        tariff = config.tariff
+        print("  prices: " + ("none (every hour costs the same)" if tariff is None else
+                              f"time of use ({tariff.timezone})" if tariff.week is not None else
+                              f"flat {tariff.price_per_kwh:g} {tariff.currency}/kWh")
+              + (f", dynamic from {tariff.price_topic}" if tariff is not None and tariff.price_topic else ""))
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,7 +21,7 @@ from thermostat.adapters.report import (
 )
 from thermostat.adapters.store import Store, StoreError
 from thermostat.commands._shared import add_config_option, load_or_explain
-from thermostat.config import Config
+from thermostat.config import Config, TariffConfig
 from thermostat.core.steer import parse_duration_s
 
 
@@ -132,7 +133,7 @@ def run_energy(args: argparse.Namespace) -> int:
         rows = store.history(since=since)
     room_of = {hid: rid for rid, room in config.rooms.items() for hid in room.heaters}
     tariff = config.tariff
-    price = (lambda ts: tariff.price_per_kwh) if tariff is not None else None
+    price = _price_at(tariff) if tariff is not None else None
     tz = _tz(config, next(iter(config.rooms)))
     table = energy_by_period(rows, room_of, tz, args.by, price)
     if not table:
@@ -148,3 +149,12 @@ def run_energy(args: argparse.Namespace) -> int:
     tail = f", {total_cost:.2f} {cur}" if total_cost is not None else ""
     print(f"total {total:.2f} kWh{tail}, {sum(e.wakes for e in table)} wakes")
     return 0
+
+
+def _price_at(tariff: TariffConfig) -> Callable[[float], float]:
+    """The price of a kWh at an epoch instant: the flat price, or the time-of-use block in force then."""
+    flat = tariff.price_per_kwh
+    if flat is not None:
+        return lambda ts: flat
+    blocks = tariff.build()
+    return lambda ts: float(blocks.price_at(datetime.fromtimestamp(ts, UTC)))

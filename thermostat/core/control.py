@@ -2,10 +2,12 @@
 
 Klipper-style (`klippy/extras/heaters.py`): every algorithm is a small class with ONE method,
 
-    update(now, measured, target, outdoor) -> demand_w      (0 ≤ demand_w ≤ max_w)
+    update(now, measured, target, outdoor, forecast=None) -> demand_w      (0 ≤ demand_w ≤ max_w)
 
 `now` is float seconds on the injected monotonic clock, `measured` the room temperature (None when there is
-no usable reading), `target` the setpoint in force, `outdoor` the outdoor temperature when known. The demand
+no usable reading), `target` the setpoint in force, `outdoor` the outdoor temperature when known, `forecast` an
+optional `Forecast` (the schedule's future targets, an outdoor forecast, prices) that every controller accepts and
+only the planning one (`mpc`) uses. `note` is a short text the room's reason shows (e.g. a fallback). The demand
 is then turned into levels per heater by the allocator (`thermostat.core.allocate`). Safety (stale sensor,
 over-temperature, window) lives outside the controllers; a controller only has to stay sane around it.
 
@@ -19,15 +21,68 @@ Controllers:
 * `HysteresisController` ("hysteresis"): a plain band, full power below it, nothing above.
 * `BangBangController` ("bang-bang"): a faithful Home Assistant `generic_thermostat` baseline.
 * `TpiController` ("tpi"): a faithful Versatile Thermostat TPI baseline.
+* `MpcController` ("mpc", `thermostat.core.mpc`): plans the heat over the next hours on the learned room model.
 """
 
 from __future__ import annotations
 
-import inspect
+import bisect
 import math
-from typing import Any, Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from simple_pid import PID
+
+
+def _step_value(series: Sequence[tuple[float, float]], times: list[float], t: float, default: float) -> float:
+    i = bisect.bisect_right(times, t)
+    return default if i == 0 else series[i - 1][1]
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """What is known about the coming hours, on the controller's clock (the same `now` as `update`).
+
+    targets: (time, target °C from then on) in time order — the schedule's coming blocks (the first one at or
+    before now); outdoor: (time, °C) points, linearly interpolated and held flat outside (empty: unknown, the
+    controller uses persistence); price: (time, price per kWh from then on) (empty: every hour costs the same).
+    """
+
+    targets: tuple[tuple[float, float], ...] = ()
+    outdoor: tuple[tuple[float, float], ...] = ()
+    price: tuple[tuple[float, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("targets", "outdoor", "price"):
+            series = getattr(self, name)
+            times = [p[0] for p in series]
+            if times != sorted(times):
+                raise ValueError(f"Forecast.{name} must be in time order")
+            if any(not (math.isfinite(a) and math.isfinite(b)) for a, b in series):
+                raise ValueError(f"Forecast.{name} must hold finite numbers")
+        object.__setattr__(self, "_t_times", [p[0] for p in self.targets])
+        object.__setattr__(self, "_p_times", [p[0] for p in self.price])
+        object.__setattr__(self, "_o_times", [p[0] for p in self.outdoor])
+
+    def target_at(self, t: float, default: float) -> float:
+        return _step_value(self.targets, self._t_times, t, default)  # type: ignore[attr-defined]
+
+    def price_at(self, t: float, default: float) -> float:
+        return _step_value(self.price, self._p_times, t, default)  # type: ignore[attr-defined]
+
+    def outdoor_at(self, t: float, default: float) -> float:
+        pts = self.outdoor
+        if not pts:
+            return default
+        times: list[float] = self._o_times  # type: ignore[attr-defined]
+        i = bisect.bisect_right(times, t)
+        if i == 0:
+            return pts[0][1]
+        if i == len(pts):
+            return pts[-1][1]
+        (t0, v0), (t1, v1) = pts[i - 1], pts[i]
+        return v0 if t1 == t0 else v0 + (v1 - v0) * (t - t0) / (t1 - t0)
 
 
 class Controller(Protocol):
@@ -35,8 +90,10 @@ class Controller(Protocol):
     the heaters (standby, frost heat, window) and hand control back without a bump."""
 
     name: str
+    note: str
 
-    def update(self, now: float, measured: float | None, target: float, outdoor: float | None) -> float:
+    def update(self, now: float, measured: float | None, target: float, outdoor: float | None,
+               forecast: Forecast | None = None) -> float:
         """Heat demand in watts, 0..max_w."""
         ...
 
@@ -53,6 +110,7 @@ class _Holdable:
     """hold/resume for the stateless-ish controllers: while held, `update()` returns the held output."""
 
     _held: float | None = None
+    note = ""
 
     @property
     def held(self) -> bool:
@@ -94,7 +152,8 @@ class HysteresisController(_Holdable):
         self.hot_tol = hot_tol
         self.on = False
 
-    def update(self, now: float, measured: float | None, target: float, outdoor: float | None) -> float:
+    def update(self, now: float, measured: float | None, target: float, outdoor: float | None,
+               forecast: Forecast | None = None) -> float:
         if self._held is not None:
             self.on = self._held > 0
             return self._held
@@ -152,6 +211,7 @@ class PidController:
     """
 
     name = "pid"
+    note = ""
 
     def __init__(
         self,
@@ -227,7 +287,8 @@ class PidController:
         self._last_t = self._now
         self._last_output = held
 
-    def update(self, now: float, measured: float | None, target: float, outdoor: float | None) -> float:
+    def update(self, now: float, measured: float | None, target: float, outdoor: float | None,
+               forecast: Forecast | None = None) -> float:
         if self._held is not None:
             self._now = now
             self._last_t = now
@@ -296,7 +357,8 @@ class BangBangController(_Holdable):
     def _long_enough(self, now: float) -> bool:
         return self._changed_at is None or now - self._changed_at >= self.min_cycle_duration_s
 
-    def update(self, now: float, measured: float | None, target: float, outdoor: float | None) -> float:
+    def update(self, now: float, measured: float | None, target: float, outdoor: float | None,
+               forecast: Forecast | None = None) -> float:
         if self._held is not None:
             # the switch is forced by the override; GT would see the switch state change
             forced_on = self._held > 0
@@ -348,7 +410,8 @@ class TpiController(_Holdable):
             value += self.coef_ext * (target - outdoor)
         return min(1.0, max(0.0, value))
 
-    def update(self, now: float, measured: float | None, target: float, outdoor: float | None) -> float:
+    def update(self, now: float, measured: float | None, target: float, outdoor: float | None,
+               forecast: Forecast | None = None) -> float:
         if measured is not None:
             self._last_measured = measured
         if self._held is not None:
@@ -363,31 +426,3 @@ class TpiController(_Holdable):
             self.on_percent = 0.0 if temp is None else self.compute_on_percent(temp, target, outdoor)
         elapsed = now - self._cycle_start
         return self.max_w if elapsed < self.on_percent * self.cycle_s else 0.0
-
-
-# --------------------------------------------------------------------------------------------------------------
-
-CONTROLLERS: dict[str, type[HysteresisController | PidController | BangBangController | TpiController]] = {
-    "pid": PidController,
-    "hysteresis": HysteresisController,
-    "bang-bang": BangBangController,
-    "tpi": TpiController,
-}
-
-
-def make_controller(name: str, *, max_w: float, unit_w: float | None = None, **settings: Any) -> Controller:
-    """Build a controller by name ("pid", "hysteresis", "bang-bang", "tpi") with its keyword settings.
-
-    Raises ValueError for an unknown name or setting (the message lists what is accepted).
-    """
-    key = name.strip().lower().replace("_", "-")
-    if key == "bangbang":
-        key = "bang-bang"
-    cls = CONTROLLERS.get(key)
-    if cls is None:
-        raise ValueError(f"unknown controller {name!r}; known: {', '.join(CONTROLLERS)}")
-    try:
-        return cls(max_w=max_w, unit_w=unit_w, **settings)
-    except TypeError as exc:
-        accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "max_w", "unit_w")]
-        raise ValueError(f"controller {key!r}: {exc}; accepted settings: {', '.join(accepted)}") from None

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from thermostat.core.allocate import Allocator, HeaterView
-from thermostat.core.control import Controller
+from thermostat.core.control import Controller, Forecast
 from thermostat.core.heater import HeaterMachine
 
 
@@ -88,9 +88,11 @@ class RoomControl:
         mode: str,
         machines: Sequence[HeaterMachine],
         outdoor: float | None = None,
+        forecast: Forecast | None = None,
     ) -> RoomDecision:
         decision = self.decide(
-            now, measured=measured, sensor_ok=sensor_ok, target=target, mode=mode, machines=machines, outdoor=outdoor
+            now, measured=measured, sensor_ok=sensor_ok, target=target, mode=mode, machines=machines, outdoor=outdoor,
+            forecast=forecast,
         )
         for machine in machines:
             machine.want(decision.levels.get(machine.heater_id), now, reason=decision.reason, safety=decision.safety)
@@ -107,6 +109,7 @@ class RoomControl:
         mode: str,
         machines: Sequence[HeaterMachine],
         outdoor: float | None = None,
+        forecast: Forecast | None = None,
     ) -> RoomDecision:
         def standby(reason: str, safety: bool = True) -> RoomDecision:
             self.controller.hold(0.0)
@@ -128,8 +131,10 @@ class RoomControl:
             return standby("room off")
 
         self.controller.resume()
-        demand = self.controller.update(now, measured, target, outdoor)
+        demand = self.controller.update(now, measured, target, outdoor, forecast)
         views = [self._view(m, now) for m in machines]
         levels = self.allocator.allocate(now, demand, views)
         heating = any(level is not None for level in levels.values())
-        return RoomDecision(demand, dict(levels), False, f"demand {demand:.0f} W", heating)
+        note = self.controller.note
+        reason = f"demand {demand:.0f} W" + (f" ({note})" if note else "")
+        return RoomDecision(demand, dict(levels), False, reason, heating)

@@ -23,7 +23,8 @@ Definitions (all integrals are trapezoids over the sampled trajectory, as BOPTES
   moment is the minimum-energy trajectory, so no controller can have zero discomfort with less energy. The twin
   has unlimited power unless `floor_max_w` is given (then it is a floor for that heater capacity, slightly
   optimistic after setbacks because it does not pre-heat);
-* excess_energy_kwh = energy_kwh − energy_floor_kwh.
+* excess_energy_kwh = energy_kwh − energy_floor_kwh;
+* cost = ∫ price · power_w dt / 3.6e6 when `add` is given the price per kWh in force (a tariff), else None.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class KpiResult:
     wakes: int
     stops: int
     level_changes: int
+    cost: float | None = None
 
     def as_dict(self) -> dict[str, float | int | None]:
         return dict(self.__dict__)
@@ -84,14 +86,17 @@ class Kpi:
         self.stops = 0
         self.level_changes = 0
         self._levels: dict[str, str | None] | None = None
+        self.cost = 0.0
+        self._priced = False
 
     def discomfort_rate(self, air_c: float, target: float) -> float:
         """K of discomfort at one instant."""
         return max(0.0, target - self.band_low_k - air_c) + max(0.0, air_c - (target + self.band_high_k))
 
     def add(self, t: float, air_c: float, target: float, power_w: float, outdoor_c: float, gains_w: float = 0.0,
-            window_open: bool = False) -> None:
-        """One sample. `power_w` is the heater wall power at t (trapezoid between samples)."""
+            window_open: bool = False, price_per_kwh: float | None = None) -> None:
+        """One sample. `power_w` is the heater wall power at t (trapezoid between samples); `price_per_kwh` the
+        price in force from the previous sample to this one (None: no cost figure)."""
         rate = self.discomfort_rate(air_c, target)
         err2 = (air_c - target) ** 2
         if self._prev is not None:
@@ -101,6 +106,9 @@ class Kpi:
                 raise ValueError("KPI samples must be in time order")
             self.discomfort_ks += 0.5 * (rate + rate_prev) * dt
             self.energy_j += 0.5 * (power_w + p_prev) * dt
+            if price_per_kwh is not None:
+                self._priced = True
+                self.cost += price_per_kwh * 0.5 * (power_w + p_prev) * dt / 3.6e6
             self.sq_err_ks += 0.5 * (err2 + err2_prev) * dt
             if self._prev_air is not None:
                 self.air_ks += 0.5 * (air_c + self._prev_air) * dt
@@ -156,4 +164,5 @@ class Kpi:
             wakes=self.wakes,
             stops=self.stops,
             level_changes=self.level_changes,
+            cost=self.cost if self._priced else None,
         )

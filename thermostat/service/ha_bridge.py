@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from thermostat.adapters import ha
 from thermostat.core.heater import HeaterState
+from thermostat.core.mpc import MpcController
 from thermostat.service import view
 
 if TYPE_CHECKING:
@@ -55,8 +56,10 @@ def room_state_messages(service: Service, room: RoomRuntime) -> Iterator[tuple[s
     yield f"{base}/preset", shown_preset(room)
     yield f"{base}/energy", _num(room.energy_kwh, 3)
     tariff = service.config.tariff
-    if tariff is not None:
+    if tariff is not None and tariff.price_per_kwh is not None:
         yield f"{base}/cost", _num(room.energy_kwh * tariff.price_per_kwh, 2)
+    elif tariff is not None:  # time of use / dynamic: what was spent since start, at the price in force
+        yield f"{base}/cost", _num(room.cost, 2)
     yield f"{base}/demand", _num(decision.demand_w if decision else None, 0)
     # the decision, and why a heater that should heat does not (minimum off, wake cap, fault, remote off, ...)
     reason = view.room_reason(service, room)
@@ -93,7 +96,21 @@ def _room_json(service: Service, room: RoomRuntime, reason: str) -> str:
         "remote_off": [h.id for h in room.heaters if h.remote_off],
         "sensor_ok": usable_reading(service, room) is not None,
         "problems": service.problems.for_room(room.id),
+        **_planner_state(room),
     }, default=str)
+
+
+def _planner_state(room: RoomRuntime) -> dict[str, Any]:
+    """The learned room model and the current plan (mpc rooms), as flat attributes."""
+    controller = room.control.controller
+    if not isinstance(controller, MpcController):
+        return {}
+    out: dict[str, Any] = {"controller": "mpc", "planner": controller.note or "mpc"}
+    if controller.model is not None:
+        out.update(controller.model.summary())
+    if controller.plan is not None and controller.active:
+        out.update(controller.plan.summary())
+    return out
 
 
 def heater_state_messages(service: Service, h: HeaterRuntime) -> Iterator[tuple[str, str]]:

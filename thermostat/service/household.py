@@ -13,6 +13,7 @@ action) within `exit_timeout_s`, then `offline` is published and the broker conn
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import logging
 import time
@@ -30,11 +31,15 @@ from thermostat.adapters.wallclock import BlockScheduler
 from thermostat.clock import Clock, RealClock
 from thermostat.config import Config, ConfigError, HeaterConfig, RoomConfig
 from thermostat.core.allocate import Allocator
-from thermostat.core.control import make_controller
+from thermostat.core.control import Forecast
+from thermostat.core.controllers import make_controller
 from thermostat.core.engine import RoomControl, RoomDecision
 from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState, TransitionEvent
+from thermostat.core.mpc import MpcController
 from thermostat.core.schedule import Away, Override, Schedule, Target, effective_target, target_at
-from thermostat.core.sensor import Accepted, SensorFilter
+from thermostat.core.sensor import Accepted, BadReading, SensorFilter, parse_payload
+from thermostat.core.tariff import DynamicPrice
+from thermostat.core.thermal_model import Sample, ThermalModel, fit
 from thermostat.domain.actions import Command, CommandKind, Outcome, OutcomeKind
 from thermostat.domain.spec import ModelSpec
 from thermostat.domain.words import counted
@@ -107,6 +112,9 @@ class RoomRuntime:
     started_at: float = 0.0  # monotonic time this room's sensor filter was made (start, or a reload changing it)
     safety_reason: str | None = None  # the safety standby last logged
     control_failed: bool = False  # the last control step of this room raised (its heaters were sent to standby)
+    cost: float = 0.0  # since start, at the price in force (tariff or price topic)
+    forecast: Forecast | None = None  # what mpc was last given (coming targets, outdoor, prices)
+    forecast_at: float = -1e18
 
 
 class Service:
@@ -171,6 +179,12 @@ class Service:
         self._scheduler: BlockScheduler | None = None
         self._started_at = self.clock.monotonic()
         self.exit_action = config.safety.on_exit  # "standby" | "leave"; a reload sets "leave"
+        # outdoor temperature, forecast and price (mpc; docs/control.md)
+        self.tariff = config.tariff.build() if config.tariff is not None and config.tariff.week is not None else None
+        self.dynamic_price = DynamicPrice(config.tariff.price_max_age if config.tariff is not None else 7200.0)
+        self.outdoor_c: float | None = None
+        self.outdoor_at: float | None = None  # monotonic
+        self.outdoor_forecast: tuple[tuple[float, float], ...] = ()  # (epoch, °C)
         self._handing_over = False  # stopping for a reload: heater loops finish their command and return
         self._build(previous)
         self.away.schedules = {room.id: room.schedule for room in self.rooms.values()}
@@ -233,9 +247,12 @@ class Service:
                 assert old_room is not None
                 control = old_room.control
             else:
+                controller = _controller_for(rcfg, max_w)
+                if isinstance(controller, MpcController):
+                    self._restore_model(room_id, controller)
                 control = RoomControl(
                     room_id=room_id,
-                    controller=_controller_for(rcfg, max_w),
+                    controller=controller,
                     allocator=Allocator(),
                     min_c=rcfg.limits.min_c,
                     max_c=rcfg.limits.max_c,
@@ -276,6 +293,53 @@ class Service:
             restore(float(value))
             log.info("room %s: PID integral %.0f W restored", room.id, value)
 
+    def _restore_model(self, room_id: str, controller: MpcController) -> None:
+        saved = self.store.get_thermal_model(room_id)
+        if saved is None:
+            return
+        try:
+            controller.set_model(ThermalModel.from_dict(saved[0]))
+        except (TypeError, ValueError) as exc:
+            log.warning("room %s: stored thermal model not used: %s", room_id, exc)
+
+    def fit_samples(self, room_id: str, since: float) -> list[Sample]:
+        """The room's history as model-fit samples (readings, wall watts, outdoor when known)."""
+        outdoor = self.store.outdoor_history(since)
+        out_t = [t for t, _ in outdoor]
+        samples = []
+        for row in self.store.history(room=room_id, since=since):
+            if row.heater is not None:
+                continue
+            i = bisect.bisect_right(out_t, row.ts) - 1
+            temp = outdoor[i][1] if i >= 0 and row.ts - outdoor[i][0] < 3 * 3600 else None
+            samples.append(Sample(row.ts, row.reading, row.watts or 0.0, temp))
+        return samples
+
+    async def refit_models(self) -> None:
+        """Fit each mpc room's thermal model to its last 14 days of history (daily and at start; in a thread, the
+        fit takes a second or two). A fit that fails or finds too little data keeps the previous model."""
+        wall = self.clock.now()
+        since = wall.timestamp() - 14 * 86400.0
+        offset = wall.astimezone().utcoffset()
+        day_offset = offset.total_seconds() if offset is not None else 0.0
+        for room in self.rooms.values():
+            controller = room.control.controller
+            if not isinstance(controller, MpcController):
+                continue
+            samples = self.fit_samples(room.id, since)
+            try:
+                model = await asyncio.to_thread(fit, samples, now=wall.timestamp(), day_offset_s=day_offset)
+            except Exception:  # a numerical failure must never stop the service; pid stays in charge
+                log.exception("room %s: thermal model fit failed", room.id)
+                continue
+            if model is None:
+                log.info("room %s: not enough history for a thermal model yet (%d samples)", room.id, len(samples))
+                continue
+            controller.set_model(model)
+            self.store.put_thermal_model(room.id, model.to_dict(), wall.timestamp())
+            log.info("room %s: thermal model %s, tau %.1f h, UA %.1f W/K, confidence %.2f", room.id, model.kind,
+                     model.tau_s / 3600, model.ua_w_per_k, model.confidence)
+
     def _refresh_levels_w(self) -> None:
         for room in self.rooms.values():
             room.control.levels_w = {h.id: h.usable_levels_w() for h in room.heaters if h.spec is not None}
@@ -309,8 +373,18 @@ class Service:
             asyncio.create_task(self.link.run(self._on_message, self._on_connect), name="mqtt"),
             asyncio.create_task(self._control_loop(), name="control"),
         ]
+        outdoor = self.config.outdoor
+        if outdoor is not None:
+            for topic in (outdoor.topic, outdoor.forecast_topic):
+                if topic is not None:
+                    self.link.subscribe(topic)
+        if self.config.tariff is not None and self.config.tariff.price_topic is not None:
+            self.link.subscribe(self.config.tariff.price_topic)
         for hid in self.heaters:
             self._heater_tasks[hid] = asyncio.create_task(self._heater_loop(self.heaters[hid]), name=f"heater-{hid}")
+        refit = asyncio.create_task(self.refit_models(), name="fit-models")
+        self._background.add(refit)
+        refit.add_done_callback(self._background.discard)
         self._start_scheduler()
         if self.mrm is not None:  # Mining Rig Monitor (issue 9)
             self._mrm_task = asyncio.create_task(self.mrm.run(self._mrm_stop), name="mrm")
@@ -365,6 +439,7 @@ class Service:
         days = self.config.state.history_days
         removed = self.store.prune(self.clock.now().timestamp() - days * 86400)
         log.info("housekeeping: pruned %d history rows older than %d days", removed, days)
+        await self.refit_models()
 
     def handover(self) -> None:
         """Stop for a reload: leave the heaters as they are, let each heater loop finish its command, and keep the
@@ -616,8 +691,19 @@ class Service:
             # sensor lost (a restart must not switch heaters off). After `stale_after` the safety rule applies.
             return
         controlled = [h.machine for h in room.heaters if h.machine is not None and h.controlled and not h.remote_off]
+        outdoor = self._outdoor(now)
+        forecast = None
+        controller = room.control.controller
+        if isinstance(controller, MpcController) and controller.active:
+            # rebuilt when the planner may replan, or when the target in force changed (a block, an override)
+            fresh = room.forecast is not None and now - room.forecast_at < controller.replan_s and (
+                room.forecast.target_at(now, temp) == temp)
+            if not fresh:
+                room.forecast, room.forecast_at = self._forecast(room, now, wall), now
+            forecast = room.forecast
         room.decision = room.control.tick(
-            now, measured=measured, sensor_ok=sensor_ok, target=temp, mode=room.state.mode, machines=controlled
+            now, measured=measured, sensor_ok=sensor_ok, target=temp, mode=room.state.mode, machines=controlled,
+            outdoor=outdoor, forecast=forecast,
         )
         for h in room.heaters:
             if h.machine is None:
@@ -705,6 +791,49 @@ class Service:
             self.problems.changed = False
             self._publish_problems()
 
+    def _outdoor(self, now: float) -> float | None:
+        cfg = self.config.outdoor
+        if cfg is None or self.outdoor_c is None or self.outdoor_at is None or now - self.outdoor_at > cfg.stale_after:
+            return None
+        return self.outdoor_c
+
+    def price_now(self, now: float, wall: datetime) -> float | None:
+        dynamic = self.dynamic_price.current(now)
+        if dynamic is not None:
+            return dynamic
+        if self.tariff is not None:
+            return float(self.tariff.price_at(wall))
+        tariff = self.config.tariff
+        return tariff.price_per_kwh if tariff is not None else None
+
+    def _forecast(self, room: RoomRuntime, now: float, wall: datetime) -> Forecast:
+        """The coming targets (schedule, with overrides as the target in force), outdoor and prices, on the
+        monotonic clock the controller uses."""
+        horizon = 48 * 3600.0
+        to_mono = now - wall.timestamp()
+        lo, hi = room.cfg.limits.min_c, room.cfg.limits.max_c
+        current = room.target
+        targets: list[tuple[float, float]] = []
+        if current is not None:
+            targets.append((now, min(max(current.temp, lo), hi)))
+            at = current.next_change
+            while at is not None and at.timestamp() - wall.timestamp() < horizon and len(targets) < 48:
+                nxt = self._target(room, at)
+                targets.append((at.timestamp() + to_mono, min(max(nxt.temp, lo), hi)))
+                if nxt.next_change is None or nxt.next_change <= at:
+                    break
+                at = nxt.next_change
+        outdoor = tuple((t + to_mono, c) for t, c in self.outdoor_forecast
+                        if wall.timestamp() - 3600 <= t <= wall.timestamp() + horizon)
+        prices: tuple[tuple[float, float], ...] = ()
+        dynamic = self.dynamic_price.current(now)
+        if dynamic is not None:
+            prices = ((now, dynamic),)
+        elif self.tariff is not None:
+            prices = tuple((w.timestamp() + to_mono, p) for w, p in self.tariff.changes(wall, wall + timedelta(
+                seconds=horizon)))
+        return Forecast(targets=tuple(targets), outdoor=outdoor, price=prices)
+
     def _target(self, room: RoomRuntime, wall: datetime, *, with_override: bool = True) -> Target:
         st = room.state
         override = None
@@ -728,6 +857,9 @@ class Service:
             kwh = watts * (now - room.last_energy_t) / 3.6e6
             if kwh > 0:
                 room.energy_kwh = self.store.add_energy(room.id, kwh, wall.timestamp())
+                price = self.price_now(now, wall)
+                if price is not None:
+                    room.cost += kwh * price
         room.last_energy_t = now
         if now - room.last_history >= self.timings.history_every_s:
             room.last_history = now
@@ -754,6 +886,8 @@ class Service:
                              msg.topic[:200], exc_info=True)
 
     def _dispatch(self, msg: Message) -> None:
+        if self._on_weather_or_price(msg):
+            return
         for room in self.rooms.values():
             if msg.topic == room.cfg.sensor.topic:
                 self._on_reading(room, msg.payload)
@@ -772,6 +906,32 @@ class Service:
             return
         kind, ident, what = parts[len(base_parts)], parts[len(base_parts) + 1], parts[len(base_parts) + 2]
         self._on_command(kind, ident, what, msg.payload)
+
+    def _on_weather_or_price(self, msg: Message) -> bool:
+        """Outdoor temperature, outdoor forecast and dynamic price topics; True when the message was one of them.
+        Garbage is rejected, counted and logged; nothing else changes."""
+        outdoor = self.config.outdoor
+        tariff = self.config.tariff
+        now = self.clock.monotonic()
+        try:
+            if outdoor is not None and msg.topic == outdoor.topic:
+                value = parse_payload(msg.payload, outdoor.json_key)
+                if not -60.0 <= value <= 60.0:
+                    raise BadReading(f"outdoor {value} °C is implausible")
+                self.outdoor_c, self.outdoor_at = value, now
+                self.store.record_outdoor(self.clock.now().timestamp(), value)
+                return True
+            if outdoor is not None and msg.topic == outdoor.forecast_topic:
+                self.outdoor_forecast = parse_forecast(msg.payload)
+                return True
+            if tariff is not None and msg.topic == tariff.price_topic:
+                self.dynamic_price.offer(now, float(msg.payload.decode("utf-8", "replace").strip()))
+                return True
+        except (BadReading, ValueError) as exc:
+            self.counters["readings_rejected"] += 1
+            log.warning("message on %s rejected: %s", msg.topic, exc)
+            return True
+        return False
 
     def _on_reading(self, room: RoomRuntime, payload: bytes) -> None:
         now = self.clock.monotonic()
@@ -976,8 +1136,35 @@ def default_heater_settings(cfg: HeaterConfig) -> HeaterSettings:
     )
 
 
+def parse_forecast(payload: bytes) -> tuple[tuple[float, float], ...]:
+    """A forecast message: a JSON list of {datetime: ISO 8601 with offset, temperature: °C} (Home Assistant's
+    weather forecast shape), or {"forecast": [...]}. Returns (epoch, °C) in time order; ValueError on garbage."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"forecast is not JSON: {exc}") from None
+    if isinstance(data, dict):
+        data = data.get("forecast")
+    if not isinstance(data, list) or not data or len(data) > 500:
+        raise ValueError("forecast must be a non-empty JSON list of {datetime, temperature}")
+    out = []
+    for item in data:
+        if not isinstance(item, dict):
+            raise ValueError("forecast entries must be objects {datetime, temperature}")
+        when = datetime.fromisoformat(str(item.get("datetime")))
+        if when.tzinfo is None:
+            raise ValueError("forecast datetime needs a UTC offset")
+        temp = item.get("temperature")
+        if isinstance(temp, bool) or not isinstance(temp, int | float) or not -60 <= temp <= 60:
+            raise ValueError(f"forecast temperature {temp!r} is not a plausible °C value")
+        out.append((when.timestamp(), float(temp)))
+    return tuple(sorted(out))
+
+
 def _controller_for(rcfg: RoomConfig, max_w: float) -> Any:
     ctl = rcfg.control
+    if ctl.mode == "mpc":
+        return make_controller("mpc", max_w=max_w, horizon_h=ctl.horizon / 3600.0, margin_k=ctl.margin)
     if ctl.mode == "hysteresis":
         return make_controller("hysteresis", max_w=max_w, cold_tol=ctl.cold_tolerance, hot_tol=ctl.hot_tolerance)
     gains = {k: v for k, v in (("kp", ctl.kp), ("ki", ctl.ki), ("kd", ctl.kd)) if v is not None}

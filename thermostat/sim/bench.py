@@ -9,6 +9,7 @@ machines run event by event (`next_due`), so a poll at 15 s and a soft on 5 s ah
 
 from __future__ import annotations
 
+import bisect
 import math
 import multiprocessing
 import sys
@@ -19,13 +20,17 @@ from datetime import UTC, datetime
 from typing import cast
 
 from thermostat.core.allocate import Allocator, SimpleAllocator
-from thermostat.core.control import make_controller
+from thermostat.core.control import Controller, Forecast
+from thermostat.core.controllers import make_controller
 from thermostat.core.engine import RoomControl
 from thermostat.core.heater import HeaterMachine, HeaterSettings
 from thermostat.core.kpi import Kpi
+from thermostat.core.mpc import MpcController
 from thermostat.core.preheat import Preheat
-from thermostat.core.schedule import Schedule, Target, target_at
+from thermostat.core.schedule import Schedule, Target, load_zone, target_at
 from thermostat.core.sensor import SensorFilter
+from thermostat.core.tariff import tariff_from_data
+from thermostat.core.thermal_model import Sample, ThermalModel, fit
 from thermostat.domain.actions import Command
 from thermostat.miners.avalon import Request, encode_json
 from thermostat.miners.errors import Unreachable
@@ -34,10 +39,10 @@ from thermostat.sim.factory import make_sim_miner
 from thermostat.sim.miner import SimMiner
 from thermostat.sim.scenario import Scenario, ScenarioError, load_scenario
 
-CONTROLLERS = ("pid", "hysteresis", "bang-bang", "tpi")
+CONTROLLERS = ("pid", "hysteresis", "bang-bang", "tpi", "mpc")
 BASELINES = ("bang-bang", "tpi")  # switch-style products: one heater at its top level when on, no pre-heat
 ORACLE = "oracle"  # not a controller: the clairvoyant LP bound of thermostat.sim.oracle (`bench --oracle`)
-DEFAULT_CONTROLLER = "pid"  # the controller a new config gets (the issue-14 goals are about it)
+DEFAULT_CONTROLLER = "mpc"  # the controller a new config gets (the issue-14 goals are about it)
 
 # The bench polls settled heaters every 5 minutes (the service: every 15 s) and transitions every 10 s (the
 # service: 3 s). A settled poll changes nothing the KPIs see (the room is heated by the simulated miner's own
@@ -71,6 +76,7 @@ class BenchResult:
     sim_hours: float
     wall_s: float
     trace: Trace | None = None
+    cost: float | None = None  # with a tariff in the scenario: ∫ price · power
 
     def as_json(self) -> dict[str, object]:
         return {k: v for k, v in self.__dict__.items() if k != "trace"}
@@ -121,7 +127,37 @@ class _TargetCache:
         return self._cur, None if math.isinf(self._until) else self._until - t
 
 
-def run_one(scenario: Scenario, controller: str, *, keep_trace: bool = False) -> BenchResult:
+#: mpc on the bench: the room is first learnt from LEARN_H hours of pid on the same room and heaters (a different
+#: sensor seed, no events) — the history a household would have — and refitted every REFIT_S during the run.
+LEARN_H = 72.0
+REFIT_S = 86400.0
+HORIZON_S = 18 * 3600.0
+
+
+def learn_room(scenario: Scenario) -> tuple[ThermalModel | None, list[Sample]]:
+    """The room model mpc starts from: fitted to LEARN_H hours of ordinary pid operation of this room."""
+    prelude = scenario.model_copy(update={"duration_h": LEARN_H, "events": [], "seed": scenario.seed + 1000})
+    history: list[Sample] = []
+    run_one(prelude, "pid", history=history)
+    return fit(history, now=LEARN_H * 3600.0), history
+
+
+def _forecast(schedule: Schedule, start_utc: datetime, t: float, horizon_s: float) -> tuple[tuple[float, float], ...]:
+    """The schedule's targets from run time t over the horizon, as (run time, target) steps."""
+    out: list[tuple[float, float]] = []
+    at = t
+    t0 = start_utc.timestamp()
+    while at <= t + horizon_s and len(out) < 64:
+        tgt = target_at(schedule, _at(start_utc, at))
+        out.append((at, tgt.temp))
+        if tgt.next_change is None:
+            break
+        at = max(at + 1.0, tgt.next_change.timestamp() - t0)
+    return tuple(out)
+
+
+def run_one(scenario: Scenario, controller: str, *, keep_trace: bool = False,
+            history: list[Sample] | None = None) -> BenchResult:
     """One scenario with one controller; `keep_trace` keeps 5-minute samples for the plot.
 
     Our controllers ("pid", "hysteresis") regulate to the setpoint from `thermostat.core.preheat` (optimal
@@ -158,9 +194,20 @@ def run_one(scenario: Scenario, controller: str, *, keep_trace: bool = False) ->
         if hspec.has_plug:
             plugs.add(hid)
 
+    mpc: MpcController | None = None
+    if controller == "mpc":
+        model, history = learn_room(scenario) if history is None else (None, history)
+        cannot_stop = sum(min(levels_w.get(m.heater_id, {lv.name: lv.wall_w for lv in m.spec.levels}).values())
+                          for m in machines if not (m.spec.has_standby or m.heater_id in plugs))
+        mpc = MpcController(max_w=scenario.max_w, unit_w=_unit_w(machines, levels_w), min_w=cannot_stop,
+                            model=model)
+        # the learning history continues on this run's clock (it ended at t = 0)
+        history = [Sample(x.t - LEARN_H * 3600.0, x.air_c, x.heat_w, x.outdoor_c) for x in history]
+    chosen: Controller = mpc if mpc is not None else make_controller(
+        controller, max_w=scenario.max_w, unit_w=_unit_w(machines, levels_w))
     control = RoomControl(
         room_id=scenario.name,
-        controller=make_controller(controller, max_w=scenario.max_w, unit_w=_unit_w(machines, levels_w)),
+        controller=chosen,
         # RoomControl is typed for Allocator; SimpleAllocator has the same allocate() (duck-typed)
         allocator=cast(Allocator, SimpleAllocator()) if controller in BASELINES else Allocator(),
         min_c=5.0,
@@ -168,7 +215,13 @@ def run_one(scenario: Scenario, controller: str, *, keep_trace: bool = False) ->
         levels_w=levels_w,
         plugs=frozenset(plugs),
     )
+    prices = _price_steps(scenario, schedule, start_utc)
+    price_times = [p[0] for p in prices]
+    # mpc plans its own pre-heat; while it falls back to pid (no confident model yet) the pid gets the pre-heat
     preheat = Preheat() if controller not in BASELINES else None
+    forecast: Forecast | None = None
+    forecast_at = -math.inf
+    next_refit = REFIT_S
     targets = _TargetCache(schedule, start_utc)
     kpi = Kpi(twin=room.copy())
     trace = Trace(levels={m.heater_id: [] for m in machines}) if keep_trace else None
@@ -202,14 +255,31 @@ def run_one(scenario: Scenario, controller: str, *, keep_trace: bool = False) ->
         # 3. control tick
         if t >= next_control:
             setpoint = target
-            if preheat is not None:
+            if preheat is not None and not (mpc is not None and mpc.active):
                 setpoint = preheat.setpoint(t, measured if sensor_ok else None, target, change_in, sched.next_temp)
+            if mpc is not None and (t - forecast_at >= mpc.replan_s or (forecast is not None and
+                                                                         forecast.target_at(t, target) != target)):
+                # the outdoor forecast is the scenario's own profile, hourly: what a weather forecast topic gives
+                outdoor_fc = tuple((t + h * 3600.0, outdoor.at(t + h * 3600.0))
+                                   for h in range(int(HORIZON_S // 3600) + 2))
+                forecast, forecast_at = Forecast(targets=_forecast(schedule, start_utc, t, HORIZON_S),
+                                                 outdoor=outdoor_fc,
+                                                 price=_window(prices, price_times, t, HORIZON_S)), t
+            if mpc is not None and history is not None and t >= next_refit:
+                recent = [x for x in history if x.t >= t - 7 * 86400.0]
+                refit = fit(recent, now=t)
+                if refit is not None and (mpc.model is None or refit.confidence >= 0.8 * mpc.model.confidence):
+                    mpc.set_model(refit)
+                next_refit = t + REFIT_S
             control.tick(t, measured=measured, sensor_ok=sensor_ok, target=setpoint, mode="heat",
-                         machines=machines, outdoor=out_c)
+                         machines=machines, outdoor=out_c, forecast=forecast)
             next_control = t + control_every
+            if history is not None:
+                history.append(Sample(t, measured if sensor_ok else None, heat_w, out_c))
 
         # 4. KPIs, trace
-        kpi.add(t, room.air_c, target, heat_w, out_c, gain_w, window)
+        price = prices[max(0, bisect.bisect_right(price_times, t) - 1)][1] if prices else None
+        kpi.add(t, room.air_c, target, heat_w, out_c, gain_w, window, price)
         kpi.note_levels({m.heater_id: m.confirmed_level for m in machines})
         if trace is not None and i % max(1, int(300 / step)) == 0:
             trace.t_h.append(t / 3600.0)
@@ -243,7 +313,29 @@ def run_one(scenario: Scenario, controller: str, *, keep_trace: bool = False) ->
         sim_hours=round(result.duration_h, 2),
         wall_s=round(time.perf_counter() - wall0, 3),
         trace=trace,
+        cost=None if result.cost is None else round(result.cost, 3),
     )
+
+
+def _price_steps(scenario: Scenario, schedule: Schedule, start_utc: datetime) -> list[tuple[float, float]]:
+    """(run time, price per kWh from then on) over the whole run; empty without a tariff."""
+    if scenario.tariff is None:
+        return []
+    spec = scenario.tariff
+    week = {group: [{"at": blk.at, "price": blk.price} for blk in blocks] for group, blocks in spec.week.items()}
+    tariff = tariff_from_data({"week": week}, load_zone(spec.timezone))
+    end = _at(start_utc, scenario.duration_s + HORIZON_S)
+    t0 = start_utc.timestamp()
+    return [(when.timestamp() - t0, price) for when, price in tariff.changes(start_utc, end)]
+
+
+def _window(steps: list[tuple[float, float]], times: list[float], t: float, span: float
+            ) -> tuple[tuple[float, float], ...]:
+    if not steps:
+        return ()
+    i = max(0, bisect.bisect_right(times, t) - 1)
+    j = bisect.bisect_right(times, t + span)
+    return tuple(steps[i:j])
 
 
 def _at(start_utc: datetime, t: float) -> datetime:
@@ -394,6 +486,7 @@ COLUMNS = (
     ("rms_error_k", "{:.2f}", 7),
     ("sim_hours", "{:.0f}", 6),
     ("wall_s", "{:.1f}", 6),
+    ("cost", "{:.2f}", 7),
 )
 _HEADERS = {
     "discomfort_kh": "disc K·h", "vs_bang_bang": "×bb", "vs_oracle": "×orc",
@@ -412,7 +505,7 @@ def format_table(results: Sequence[BenchResult]) -> str:
         cells = []
         for i, (name, fmt, w) in enumerate(COLUMNS):
             v = values.get(name, "")
-            text = fmt.format(v) if v != "" else ""
+            text = fmt.format(v) if v != "" and v is not None else ""
             cells.append(text.ljust(w) if i < 2 else text.rjust(w))
         return "  ".join(cells)
 
@@ -454,6 +547,8 @@ def totals(results: Sequence[BenchResult]) -> dict[str, dict[str, float]]:
         for k in t:
             t[k] += float(getattr(r, k))
         t["max_overshoot_k"] = max(t.get("max_overshoot_k", 0.0), r.max_overshoot_k)
+        if r.cost is not None:
+            t["cost"] = t.get("cost", 0.0) + r.cost
     return out
 
 

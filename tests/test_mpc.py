@@ -1,0 +1,173 @@
+"""The mpc controller (thermostat.core.mpc) on the simulated room, with the room's true model: it pre-heats into a
+comfort block, coasts before a setback, moves heat into cheap hours, respects the power it cannot go below, and
+falls back to pid without a confident model (and says so)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from thermostat.core.control import Forecast, PidController
+from thermostat.core.controllers import make_controller
+from thermostat.core.engine import RoomControl
+from thermostat.core.kpi import Kpi
+from thermostat.core.mpc import MpcController
+from thermostat.core.thermal_model import ThermalModel
+from thermostat.sim.room import MEDIUM_ROOM, Room, RoomParams
+
+OUTDOOR = 2.0
+
+
+def _true_model(p: RoomParams, confidence: float = 0.9) -> ThermalModel:
+    return ThermalModel("2r2c", p.c_air_j_per_k, p.c_mass_j_per_k, p.h_am_w_per_k, p.h_ao_w_per_k, p.h_mo_w_per_k,
+                        0.0, 0.02, confidence, 72.0, 800)
+
+
+def _blocks(day: list[tuple[float, float]]) -> Callable[[float], float]:
+    """A daily schedule: [(hour, target), ...] ascending; before the first hour the last block holds."""
+
+    def target(t: float) -> float:
+        h = (t / 3600.0) % 24
+        value = day[-1][1]
+        for start, temp in day:
+            if h >= start:
+                value = temp
+        return value
+
+    return target
+
+
+def _forecast(target: Callable[[float], float], t: float, price: Callable[[float], float] | None = None,
+              horizon_h: int = 24) -> Forecast:
+    pts = [(t, target(t))]
+    prices = [(t, price(t))] if price else []
+    for m in range(15, horizon_h * 60 + 1, 15):  # 15-minute resolution is enough for these schedules
+        tt = t + m * 60.0
+        if target(tt) != pts[-1][1]:
+            pts.append((tt, target(tt)))
+        if price and price(tt) != prices[-1][1]:
+            prices.append((tt, price(tt)))
+    return Forecast(targets=tuple(pts), price=tuple(prices))
+
+
+def _run(controller: MpcController | PidController, target: Callable[[float], float], hours: float, *,
+         air0: float, price: Callable[[float], float] | None = None, with_forecast: bool = True
+         ) -> tuple[list[float], list[float], Kpi]:
+    room = Room.steady(MEDIUM_ROOM, air0, OUTDOOR)
+    kpi = Kpi()
+    air, power = [], []
+    forecast = None
+    for i in range(int(hours * 60)):
+        t = i * 60.0
+        if with_forecast and i % 10 == 0:
+            forecast = _forecast(target, t, price)
+        measured = round(room.air_c, 1)
+        u = controller.update(t, measured, target(t), OUTDOOR, forecast)
+        kpi.add(t, room.air_c, target(t), u, OUTDOOR, price_per_kwh=price(t) if price else None)
+        air.append(room.air_c)
+        power.append(u)
+        room.step(60.0, u, OUTDOOR)
+    return air, power, kpi
+
+
+MORNING = [(0.0, 17.0), (6.5, 21.0), (22.0, 17.0)]
+
+
+def test_preheats_the_room_ahead_of_the_comfort_block() -> None:
+    """The planner minimises the bench's discomfort KPI, in which hours above the setback's band count as much as
+    hours below the comfort band: it warms the building to the top of the setback band overnight (mass as storage)
+    and goes to full power just before the block, instead of a fixed lead time. pid without look-ahead starts the
+    block from the setback."""
+    target = _blocks(MORNING)
+    mpc = MpcController(max_w=1600.0, model=_true_model(MEDIUM_ROOM))
+    air, power, kpi = _run(mpc, target, 8.0, air0=17.0)
+    at_block = int(6.5 * 60)
+    assert min(air[60:at_block]) >= 17.0 + 0.6, "the night is spent near the top of the setback band"
+    assert max(power[at_block - 30:at_block + 1]) == pytest.approx(1600.0), "full power into the block"
+    assert min(air[at_block + 30:]) >= 21.0 - 0.5, "in the band within half an hour of the block start"
+    assert mpc.note == "mpc"
+    pid_air, _, pid_kpi = _run(PidController(max_w=1600.0), target, 8.0, air0=17.0, with_forecast=False)
+    assert pid_air[at_block] < air[at_block]
+    assert kpi.result().discomfort_kh < 0.5 * pid_kpi.result().discomfort_kh
+
+
+def test_coasts_before_a_setback() -> None:
+    target = _blocks([(0.0, 21.0), (22.0, 16.0)])
+    mpc = MpcController(max_w=1600.0, model=_true_model(MEDIUM_ROOM))
+    air, power, _ = _run(mpc, target, 22.0, air0=21.0)
+    hold = sum(power[12 * 60:18 * 60]) / (6 * 60)
+    last = sum(power[int(21.5 * 60):22 * 60]) / 30
+    assert hold > 300.0 and last < 0.1 * hold, "no heat in the last half hour before the setback"
+    assert min(air[12 * 60:int(21.5 * 60)]) >= 21.0 - 0.5, "while in the comfort band until then"
+
+
+def test_moves_heat_into_cheap_hours() -> None:
+    target = _blocks([(0.0, 21.0)])
+
+    def price(t: float) -> float:
+        return 0.10 if (t / 3600.0) % 24 < 6 else 0.40
+
+    def cheap_share(power: list[float]) -> float:
+        cheap = sum(p for i, p in enumerate(power) if (i / 60.0) % 24 < 6)
+        return cheap / sum(power)
+
+    flat = MpcController(max_w=1600.0, model=_true_model(MEDIUM_ROOM))
+    _, p_flat, k_flat = _run(flat, target, 48.0, air0=21.0)
+    tou = MpcController(max_w=1600.0, model=_true_model(MEDIUM_ROOM))
+    _, p_tou, k_tou = _run(tou, target, 48.0, air0=21.0, price=price)
+    cost_flat = sum(p * price(i * 60.0) for i, p in enumerate(p_flat)) / 60 / 1000
+    assert cheap_share(p_tou) > cheap_share(p_flat) + 0.1
+    assert k_tou.result().cost is not None and k_tou.result().cost < 0.95 * cost_flat
+    assert k_tou.result().discomfort_kh <= k_flat.result().discomfort_kh + 0.5
+
+
+def test_never_below_the_power_it_cannot_go_below() -> None:
+    target = _blocks([(0.0, 15.0)])
+    mpc = MpcController(max_w=1600.0, min_w=300.0, model=_true_model(MEDIUM_ROOM))
+    _, power, _ = _run(mpc, target, 3.0, air0=21.0)
+    assert min(power) >= 300.0 - 1e-6
+
+
+def test_falls_back_to_pid_without_a_confident_model_and_says_so() -> None:
+    mpc = MpcController(max_w=1000.0)
+    pid = PidController(max_w=1000.0)
+    for i in range(30):
+        t = i * 60.0
+        assert mpc.update(t, 19.0 + 0.01 * i, 21.0, 3.0) == pytest.approx(pid.update(t, 19.0 + 0.01 * i, 21.0, 3.0))
+    assert "pid fallback" in mpc.note
+    mpc.set_model(_true_model(MEDIUM_ROOM, confidence=0.2))
+    mpc.update(1900.0, 19.5, 21.0, 3.0)
+    assert "confidence 0.20" in mpc.note and not mpc.active
+    mpc.set_model(_true_model(MEDIUM_ROOM))
+    mpc.update(1960.0, 19.5, 21.0, 3.0)
+    assert mpc.active and mpc.note == "mpc" and mpc.plan is not None
+
+
+def test_reason_shows_the_fallback_in_room_control() -> None:
+    control = RoomControl(room_id="r", controller=make_controller("mpc", max_w=824.0), allocator=None)  # type: ignore[arg-type]
+    decision = control.decide(0.0, measured=19.0, sensor_ok=False, target=21.0, mode="heat", machines=[])
+    assert decision.reason == "sensor lost"
+    control.controller.resume()
+    assert "pid fallback" in control.controller.note
+
+
+def test_hold_and_resume_return_the_held_output() -> None:
+    mpc = MpcController(max_w=1000.0, model=_true_model(MEDIUM_ROOM))
+    mpc.update(0.0, 20.0, 21.0, 3.0)
+    mpc.hold(0.0)
+    assert mpc.update(60.0, 18.0, 21.0, 3.0) == 0.0
+    mpc.resume(120.0)
+    assert mpc.update(120.0, 18.0, 21.0, 3.0) > 0.0
+
+
+def test_forecast_validation_and_lookup() -> None:
+    with pytest.raises(ValueError, match="time order"):
+        Forecast(targets=((10.0, 20.0), (5.0, 21.0)))
+    with pytest.raises(ValueError, match="finite"):
+        Forecast(price=((0.0, float("nan")),))
+    f = Forecast(targets=((0.0, 17.0), (100.0, 21.0)), outdoor=((0.0, 0.0), (100.0, 10.0)), price=((50.0, 0.3),))
+    assert f.target_at(99.0, 0.0) == 17.0 and f.target_at(100.0, 0.0) == 21.0
+    assert f.outdoor_at(50.0, 99.0) == pytest.approx(5.0) and f.outdoor_at(500.0, 99.0) == 10.0
+    assert f.price_at(10.0, 1.0) == 1.0 and f.price_at(60.0, 1.0) == 0.3
+    assert Forecast().outdoor_at(0.0, 7.0) == 7.0

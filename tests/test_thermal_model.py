@@ -1,0 +1,129 @@
+"""Learning the room (thermostat.core.thermal_model): the fit recovers the simulator's true time constant and gain."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from thermostat.core.thermal_model import FitSettings, Sample, ThermalModel, fit, true_figures
+from thermostat.sim.bench import learn_room
+from thermostat.sim.room import MEDIUM_ROOM, SMALL_ROOM, Room, RoomParams, Sensor, SensorParams
+from thermostat.sim.scenario import load_scenario
+
+
+def _figures(p: RoomParams) -> tuple[float, float]:
+    return true_figures(p.c_air_j_per_k, p.c_mass_j_per_k, p.h_am_w_per_k, p.h_ao_w_per_k, p.h_mo_w_per_k)
+
+
+def _history(params: RoomParams, hours: float, *, heat_w: float, window_at_h: float | None = None,
+             gap: tuple[float, float] | None = None, outdoor_known: bool = True, seed: int = 1) -> list[Sample]:
+    """A room heated by a thermostat-like on/off rule with a night setback, outdoor 3 ± 4 °C, a real sensor model
+    (lag, noise, 0.1 K resolution, report-on-change); optionally a window opened for 30 min and a reading gap."""
+    room = Room.steady(params, 19.0, 3.0)
+    sensor = Sensor(SensorParams(), seed=seed, initial_c=19.0)
+    rng = random.Random(seed)
+    out: list[Sample] = []
+    on = False
+    last: float | None = None
+    for i in range(int(hours * 60)):
+        t = i * 60.0
+        hod = (t / 3600.0) % 24
+        outdoor = 3.0 + 4.0 * math.cos(2 * math.pi * (hod - 15) / 24) + rng.gauss(0, 0.2)
+        target = 21.0 if 6.5 <= hod < 22 else 17.0
+        reading = sensor.sample(t, room.air_c)
+        if reading is not None:
+            last = reading
+        if last is not None:
+            on = last < target - 0.2 or (on and last < target + 0.2)
+        power = heat_w if on else 0.0
+        window = window_at_h is not None and window_at_h * 3600 <= t < window_at_h * 3600 + 1800
+        in_gap = gap is not None and gap[0] * 3600 <= t < gap[1] * 3600
+        out.append(Sample(t, None if in_gap else last, power, outdoor if outdoor_known else None))
+        room.step(60.0, power, outdoor, 0.0, window)
+    return out
+
+
+def test_fit_recovers_the_medium_room_within_15_percent() -> None:
+    tau, gain = _figures(MEDIUM_ROOM)
+    model = fit(_history(MEDIUM_ROOM, 72, heat_w=824.0))
+    assert model is not None and model.kind == "2r2c"
+    assert model.tau_s == pytest.approx(tau, rel=0.15)
+    assert model.gain_k_per_w == pytest.approx(gain, rel=0.15)
+    assert model.confident
+    assert model.rmse_k < 0.1
+
+
+def test_fit_is_robust_to_a_window_and_a_gap() -> None:
+    tau, gain = _figures(MEDIUM_ROOM)
+    samples = _history(MEDIUM_ROOM, 72, heat_w=824.0, window_at_h=30.0, gap=(50.0, 53.0))
+    model = fit(samples)
+    assert model is not None
+    assert model.tau_s == pytest.approx(tau, rel=0.15)
+    assert model.gain_k_per_w == pytest.approx(gain, rel=0.15)
+    # the same data without the window/gap handling (no cut on drops, no gap split) is fitted worse
+    naive = fit(samples, settings=FitSettings(drop_k_per_h=1e6, gap_s=1e9))
+    assert naive is not None
+    assert naive.rmse_k > model.rmse_k
+
+
+def test_fit_small_room_and_garbage_in_history() -> None:
+    tau, gain = _figures(SMALL_ROOM)
+    samples = _history(SMALL_ROOM, 72, heat_w=140.0, seed=4)
+    # garbage the store could hold: NaN readings, an impossible value, negative power
+    samples[100] = Sample(samples[100].t, math.nan, samples[100].heat_w, samples[100].outdoor_c)
+    samples[200] = Sample(samples[200].t, 999.0, samples[200].heat_w, samples[200].outdoor_c)
+    samples[300] = Sample(samples[300].t, samples[300].air_c, -50.0, samples[300].outdoor_c)
+    model = fit(samples)
+    assert model is not None
+    assert model.tau_s == pytest.approx(tau, rel=0.15)
+    assert model.gain_k_per_w == pytest.approx(gain, rel=0.15)
+
+
+def test_too_little_data_gives_no_model_and_unknown_outdoor_still_fits_the_gain() -> None:
+    assert fit(_history(MEDIUM_ROOM, 6, heat_w=824.0)) is None
+    assert fit([]) is None
+    unheated = [Sample(i * 60.0, 20.0, 0.0, 5.0) for i in range(3000)]
+    assert fit(unheated) is None  # no heat ever applied: the gain is not identifiable
+    model = fit(_history(MEDIUM_ROOM, 72, heat_w=824.0, outdoor_known=False))
+    assert model is not None and not model.outdoor_known
+
+
+def test_model_round_trips_and_rejects_bad_stored_data() -> None:
+    model = fit(_history(MEDIUM_ROOM, 48, heat_w=824.0))
+    assert model is not None
+    again = ThermalModel.from_dict(model.to_dict())
+    assert again == model
+    assert set(model.summary()) >= {"model", "model_confidence", "model_tau_h", "model_ua_w_per_k"}
+    bad = model.to_dict() | {"c_air_j_per_k": -1.0}
+    with pytest.raises(ValueError, match="c_air_j_per_k"):
+        ThermalModel.from_dict(bad)
+    with pytest.raises(ValueError, match="kind"):
+        ThermalModel.from_dict(model.to_dict() | {"kind": "9r9c"})
+
+
+def test_discretisation_matches_the_simulated_room() -> None:
+    """The model's exact discretisation with the true parameters predicts the simulator's room."""
+    p = MEDIUM_ROOM
+    model = ThermalModel("2r2c", p.c_air_j_per_k, p.c_mass_j_per_k, p.h_am_w_per_k, p.h_ao_w_per_k, p.h_mo_w_per_k,
+                         0.0, 0.0, 1.0, 0.0, 0)
+    room = Room(params=p, air_c=18.0, mass_c=17.0, max_substep_s=5.0)
+    ad, bd = model.discrete(900.0)
+    x = ad @ [18.0, 17.0] + bd @ [800.0, 2.0, 1.0, 0.0, 0.0]
+    room.step(900.0, 800.0, 2.0)
+    assert x[0] == pytest.approx(room.air_c, abs=0.02)
+    assert x[1] == pytest.approx(room.mass_c, abs=0.02)
+
+
+@pytest.mark.parametrize("scenario", ["morning_setback", "nano3s_small_room"])
+def test_bench_learning_after_three_days_of_pid_is_within_15_percent(scenario: str) -> None:
+    """The bench check of issue 14: three simulated days of ordinary (pid) operation through the real heater
+    machines and miners, then the fit against the simulator's true room."""
+    sc = load_scenario(scenario)
+    model, history = learn_room(sc)
+    assert len(history) > 4000
+    assert model is not None
+    tau, gain = _figures(sc.room.params())
+    assert model.tau_s == pytest.approx(tau, rel=0.15)
+    assert model.gain_k_per_w == pytest.approx(gain, rel=0.15)

@@ -1,0 +1,322 @@
+"""The `mpc` controller: plan the room's heat over the next hours on the learned model (pure; no I/O).
+
+Every `replan_s` (10 min) it solves a linear program over `horizon_h` (18 h) in steps of `step_s` (15 min) for the
+first `fine_h` (3 h), twice as long after that, on the
+room's identified thermal model (`thermostat.core.thermal_model`), and returns the first step's power as the heat
+demand; the allocator turns it into levels on the real ladders, with the heaters' wear rules (min on/off, dwell,
+wake cap) enforced by the heater state machines, exactly as for pid.
+
+The program (scipy HiGHS), with u_k the room's power in step k and T_k the predicted air temperature at its end:
+
+    minimise   Σ w_discomfort·(lo_k + hi_k)·Δh  +  Σ price_k·u_k·Δh/1000  +  w_move·Σ |u_k − u_{k−1}|/max_w
+    subject to T = free response + G·u                   (G: the model's step responses, exact discretisation)
+               lo_k ≥ (target_k − 0.5 + margin_k) − T_k,  hi_k ≥ T_k − (target_k + 1.0 − margin),  lo, hi ≥ 0
+               min_w ≤ u_k ≤ max_w
+
+* targets come from the forecast (the schedule's future blocks), so a comfort block is heated *into* before it
+  starts (no fixed lead, no +1 K cap) and the room coasts before a setback because the band then falls;
+* the outdoor temperature is the forecast when given, else persistence (the last measured value);
+* the price per kWh (a tariff or a dynamic price) weighs the energy, so with building mass as storage heat moves
+  into cheap hours whenever the comfort band allows it; without a price every hour costs 1;
+* the move term makes the plan prefer steady power: fewer level changes and wakes;
+* `min_w` is the power the room cannot go below (heaters that cannot stop: Nano 3S without a plug);
+* margin: the lower bound is planned `margin_k` (0.2 K) inside the band, against model error and sensor noise.
+
+State: the air node is the measured temperature; the mass node and a slow disturbance (watts the model does not
+know: sun, people, model error) are estimated by a small observer that compares each new reading with the model's
+prediction since the last one (offset-free MPC). Without a model, or one below the confidence threshold, or without
+a reading, the controller runs its built-in pid and says so in `note` (the room's reason).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from thermostat.core.control import Forecast, PidController, _check_power
+from thermostat.core.thermal_model import ThermalModel
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The latest plan: start time, step, power per step (W) and the predicted air temperature at step ends."""
+
+    start: float
+    steps_s: tuple[float, ...]
+    power_w: tuple[float, ...]
+    air_c: tuple[float, ...]
+    cost: float
+    discomfort_kh: float
+
+    def power_at(self, t: float) -> float:
+        """The planned power at time t (the last step's beyond the plan)."""
+        end = self.start
+        for p, d in zip(self.power_w, self.steps_s, strict=True):
+            end += d
+            if t < end:
+                return p
+        return self.power_w[-1]
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "plan_next_w": round(self.power_w[0], 0) if self.power_w else 0.0,
+            "plan_energy_kwh": round(sum(p * d for p, d in zip(self.power_w, self.steps_s, strict=True)) / 3.6e6, 2),
+            "plan_min_c": round(min(self.air_c), 2) if self.air_c else math.nan,
+            "plan_max_c": round(max(self.air_c), 2) if self.air_c else math.nan,
+            "plan_discomfort_kh": round(self.discomfort_kh, 2),
+        }
+
+
+class MpcController:
+    """See the module docstring. `set_model()` gives (or replaces) the learned room model."""
+
+    name = "mpc"
+
+    def __init__(
+        self,
+        *,
+        max_w: float,
+        unit_w: float | None = None,
+        min_w: float = 0.0,
+        model: ThermalModel | None = None,
+        step_s: float = 900.0,
+        fine_h: float = 3.0,
+        horizon_h: float = 18.0,
+        replan_s: float = 600.0,
+        margin_k: float = 0.2,
+        w_discomfort: float = 20.0,
+        w_move: float = 0.02,
+        band_low_k: float = 0.5,
+        band_high_k: float = 1.0,
+        observer_gain: float = 0.3,
+        disturbance_gain_w_per_k: float = 20.0,
+    ) -> None:
+        _check_power(max_w)
+        if not 0.0 <= min_w <= max_w:
+            raise ValueError(f"min_w must be within 0..max_w ({max_w}), got {min_w!r}")
+        if step_s <= 0 or horizon_h * 3600.0 < 2 * step_s or replan_s <= 0:
+            raise ValueError("step_s and replan_s must be > 0 and the horizon at least two steps")
+        self.max_w = max_w
+        self.min_w = min_w
+        self.step_s = step_s
+        self.fine_h = fine_h
+        self.n_steps = round(horizon_h * 3600.0 / step_s)
+        self.replan_s = replan_s
+        self.margin_k = margin_k
+        self.w_discomfort = w_discomfort
+        self.w_move = w_move
+        self.band_low_k = band_low_k
+        self.band_high_k = band_high_k
+        self.observer_gain = observer_gain
+        self.disturbance_gain = disturbance_gain_w_per_k
+        self.pid = PidController(max_w=max_w, unit_w=unit_w)
+        self.model: ThermalModel | None = None
+        self.plan: Plan | None = None
+        self.note = "mpc: no room model yet, pid fallback"
+        self.solves = 0
+        self._held: float | None = None
+        self._x: np.ndarray[Any, Any] | None = None  # [air, mass] estimate
+        self._disturbance_w = 0.0
+        self._last_t: float | None = None
+        self._last_u = 0.0
+        self._last_outdoor: float | None = None
+        self._last_plan_t = -math.inf
+        self._cache: dict[float, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = {}
+        if model is not None:
+            self.set_model(model)
+
+    # -- model ---------------------------------------------------------------------------------------------------
+
+    def set_model(self, model: ThermalModel | None) -> None:
+        """Use this model from the next update (None or a model below the confidence threshold: pid)."""
+        self.model = model
+        self._cache.clear()
+        self._last_plan_t = -math.inf
+        if model is None:
+            self.note = "mpc: no room model yet, pid fallback"
+        elif not model.confident:
+            self.note = f"mpc: room model confidence {model.confidence:.2f} too low, pid fallback"
+        if self._x is not None and model is not None and len(self._x) != model.order:
+            self._x = None
+
+    @property
+    def active(self) -> bool:
+        return self.model is not None and self.model.confident
+
+    def _discrete(self, dt: float) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        key = round(dt, 3)
+        hit = self._cache.get(key)
+        if hit is None:
+            assert self.model is not None
+            hit = self.model.discrete(dt)
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._cache[key] = hit
+        return hit
+
+    # -- controller interface -------------------------------------------------------------------------------------
+
+    @property
+    def held(self) -> bool:
+        return self._held is not None
+
+    def hold(self, output: float = 0.0) -> None:
+        self._held = min(self.max_w, max(0.0, output))
+        self.pid.hold(output)
+
+    def resume(self, now: float | None = None) -> None:
+        if self._held is None:
+            return
+        self._last_u = self._held
+        self._held = None
+        self.pid.resume(now)
+        self._last_plan_t = -math.inf  # whatever was held, plan afresh
+
+    def update(self, now: float, measured: float | None, target: float, outdoor: float | None,
+               forecast: Forecast | None = None) -> float:
+        if self._held is not None:
+            self._observe(now, None, outdoor)
+            self._last_u = self._held
+            return self._held
+        if outdoor is not None and math.isfinite(outdoor):
+            self._last_outdoor = outdoor
+        if not self.active or measured is None:
+            if self.active:
+                self.note = "mpc: no reading, pid fallback"
+            out = self.pid.update(now, measured, target, outdoor)
+            self._observe(now, measured, outdoor)
+            self._last_u = out
+            return out
+        self._observe(now, measured, outdoor)
+        if self.plan is None or now - self._last_plan_t >= self.replan_s or now < self._last_plan_t:
+            self._replan(now, target, forecast)
+        assert self.plan is not None
+        u = self.plan.power_at(now)
+        self.note = "mpc"
+        self._last_u = u
+        # keep the fallback bumpless: pid follows with this output as its integral would
+        self.pid.hold(u)
+        self.pid.resume(now)
+        return u
+
+    # -- state estimate ---------------------------------------------------------------------------------------------
+
+    def _observe(self, now: float, measured: float | None, outdoor: float | None) -> None:
+        """Propagate the state over the time since the last call with the power then in force, then correct it."""
+        model = self.model
+        if model is None:
+            self._last_t = now
+            return
+        out = self._last_outdoor if self._last_outdoor is not None else (outdoor if outdoor is not None else 5.0)
+        if self._x is None or self._last_t is None or now - self._last_t > 6 * 3600.0:
+            if measured is None:
+                self._last_t = now
+                return
+            if model.order == 1:
+                self._x = np.array([measured])
+            else:
+                self._x = np.array([measured, model.steady_mass_c(measured, out)])
+            self._disturbance_w = 0.0
+            self._last_t = now
+            return
+        dt = now - self._last_t
+        if dt > 0:
+            ad, bd = self._discrete(dt)
+            u = np.array([self._last_u + self._disturbance_w, out, 1.0, 0.0, 0.0])
+            self._x = ad @ self._x + bd @ u
+            self._last_t = now
+        if measured is not None:
+            err = measured - float(self._x[0])
+            if model.order == 2:
+                self._x[1] += self.observer_gain * err * min(1.0, dt / 3600.0)
+            self._x[0] = measured
+            # integrate the error into the unknown-heat estimate (bounded to the room's capacity)
+            self._disturbance_w += self.disturbance_gain * err * min(1.0, dt / 600.0)
+            lim = self.max_w
+            self._disturbance_w = min(lim, max(-lim, self._disturbance_w))
+
+    # -- the plan ----------------------------------------------------------------------------------------------------
+
+    def _grid(self) -> np.ndarray[Any, Any]:
+        """Step lengths: `step_s` for the first `fine_h` hours, then twice that up to the horizon."""
+        fine = min(self.n_steps, round(self.fine_h * 3600.0 / self.step_s))
+        coarse = max(0, (self.n_steps - fine) // 2)
+        return np.array([self.step_s] * fine + [2 * self.step_s] * coarse)
+
+    def _replan(self, now: float, target: float, forecast: Forecast | None) -> None:
+        from scipy.optimize import linprog  # imported on first use: processes that never plan do not load scipy
+
+        assert self.model is not None and self._x is not None
+        steps = self._grid()
+        n = len(steps)
+        ends = now + np.cumsum(steps)
+        starts = ends - steps
+        mids = starts + steps / 2
+        targets = np.array([forecast.target_at(t, target) if forecast else target for t in ends])
+        persist = self._last_outdoor if self._last_outdoor is not None else 5.0
+        outdoor = np.array([forecast.outdoor_at(t, persist) if forecast else persist for t in mids])
+        price = np.array([forecast.price_at(t, 1.0) if forecast else 1.0 for t in mids])
+        # free response (no heat), step by step
+        free = np.empty(n)
+        x = self._x.copy()
+        for k in range(n):
+            ad, bd = self._discrete(float(steps[k]))
+            x = ad @ x + bd @ np.array([self._disturbance_w, outdoor[k], 1.0, 0.0, 0.0])
+            free[k] = x[0]
+        # air at the end of step k per watt held during step j (modal form, exact): T = free + G u
+        a, b = self.model.matrix()
+        mu, v = np.linalg.eig(a)
+        mu, v = mu.real, v.real
+        w = np.linalg.solve(v, b[:, 0])
+        after = ends[:, None] - ends[None, :]  # t_k − e_j
+        gain = v[0] * w * np.expm1(mu[None, :] * steps[:, None]) / mu[None, :]  # (j, mode)
+        g = np.einsum("kji,ji->kj", np.exp(mu[None, None, :] * np.clip(after, 0, None)[:, :, None]), gain)
+        g = np.where(after >= 0, g, 0.0)
+        # variables: u (n), lo (n), hi (n), s (n) ; all constraints A x ≤ b
+        hours = steps / 3600.0
+        c = np.concatenate([
+            price * hours / 1000.0,
+            self.w_discomfort * hours,
+            self.w_discomfort * hours,
+            np.full(n, self.w_move / self.max_w),
+        ])
+        low = targets - self.band_low_k + self.margin_k
+        high = targets + self.band_high_k - self.margin_k
+        eye = np.eye(n)
+        zero = np.zeros((n, n))
+        diff = eye - np.eye(n, k=-1)
+        first = np.zeros(n)
+        first[0] = self._last_u
+        a_ub = np.block([
+            [-g, -eye, zero, zero],  # low − T ≤ lo
+            [g, zero, -eye, zero],  # T − high ≤ hi
+            [diff, zero, zero, -eye],  # u_k − u_{k−1} ≤ s_k
+            [-diff, zero, zero, -eye],
+        ])
+        b_ub = np.concatenate([free - low, high - free, first, -first])
+        bounds = [(self.min_w, self.max_w)] * n + [(0.0, None)] * (3 * n)
+        res = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
+        self.solves += 1
+        self._last_plan_t = now
+        if res.status != 0 or res.x is None:
+            # cannot happen for this always-feasible program; be safe: hold the last power for this period
+            u = np.full(n, min(self.max_w, max(self.min_w, self._last_u)))
+        else:
+            u = np.clip(np.asarray(res.x[:n], dtype=float), self.min_w, self.max_w)
+        air = free + g @ u
+        disc = float(np.sum((np.maximum(0.0, targets - self.band_low_k - air)
+                             + np.maximum(0.0, air - targets - self.band_high_k)) * hours))
+        self.plan = Plan(now, tuple(float(v) for v in steps), tuple(float(v) for v in u),
+                         tuple(float(v) for v in air), float(c[:n] @ u), disc)
+
+
+def plan_series(plan: Plan | None) -> Sequence[tuple[float, float, float]]:
+    """(time, power W, predicted air °C) per plan step, for plots and state."""
+    if plan is None:
+        return ()
+    ends = plan.start + np.cumsum(plan.steps_s)
+    return tuple((float(t), p, a) for t, p, a in zip(ends, plan.power_w, plan.air_c, strict=True))

@@ -1,0 +1,460 @@
+"""Learn the room: a grey-box thermal model identified from the room's own history (pure; no I/O).
+
+Input: samples `(t, air_c, heat_w, outdoor_c)` as the service stores them (air None when there was no reading,
+outdoor None when unknown). Output: a `ThermalModel` with a confidence figure, or None when the data cannot support
+any model.
+
+Models (same structure as the simulated room, docs/control.md "Learning the room"):
+
+* 2R2C  C_a dTa/dt = H_am (Tm − Ta) + H_ao (To − Ta) + Q + g_a
+        C_m dTm/dt = H_am (Ta − Tm) + H_mo (To − Tm)
+* 1R1C  C dT/dt = UA (To − T) + Q + g
+
+Q is the heater wall power, g a free gain (people, appliances, sun) fitted as a mean plus one daily harmonic,
+g(t) = g0 + g_c·cos(2π·d/24 h) + g_s·sin(2π·d/24 h), d the local time of day (`day_offset_s`). The figures a user
+and the planner care about are the steady-state gain (K per W, = 1/UA) and the dominant (slow) time constant.
+
+Identification is output error, not equation error: the model is simulated over the data from its own state
+(exactly discretised, zero-order hold on 5-minute bins) and the simulated air temperature, passed through a
+first-order sensor lag, is compared with the readings. Equation error on a quantised 0.1 K sensor would fit only
+the fast air mode and get the gain wrong. Least squares by `scipy.optimize.least_squares` with a soft-L1 (robust)
+loss on log-parameters, so a few bad readings do not pull the fit.
+
+Robustness: gaps (no reading for longer than `gap_s`) split the data into segments, each starting from its own
+measured state (the mass node starts at the first reading plus a fitted offset); a sudden drop (faster than
+`drop_k_per_h`, an open window or a door) cuts the segment and the next `drop_skip_s` are discarded; segments
+shorter than `min_segment_s` are dropped. Outdoor unknown: the last known value is held; never known: a
+constant "equivalent outdoor" is fitted instead (the gain is then still identified, the outdoor response not).
+
+Confidence (0..1) is the product of: data span (full at `full_span_h`), fit quality (residual RMS against
+`good_rmse_k`), and the relative standard errors of the gain and of the time constant from the Jacobian at the
+optimum: 1 / (1 + 2·(σ_gain + σ_tau)) — with full span and a good fit, 0.5 is reached at a combined relative
+standard error of about 45 %. The planner uses a model at or above `MIN_CONFIDENCE` (0.5), else it falls back to
+pid.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+# scipy is imported where it is used: a command that only reads the config (status, check-config) should not pay
+# for importing it
+
+MIN_CONFIDENCE = 0.5
+
+
+@dataclass(frozen=True)
+class Sample:
+    t: float  # seconds (any epoch, increasing)
+    air_c: float | None
+    heat_w: float
+    outdoor_c: float | None
+
+
+@dataclass(frozen=True)
+class ThermalModel:
+    """Identified parameters (SI units). For 1R1C, `c_mass_j_per_k` and `h_am_w_per_k` are 0 and `h_mo` is 0."""
+
+    kind: str  # "1r1c" | "2r2c"
+    c_air_j_per_k: float
+    c_mass_j_per_k: float
+    h_am_w_per_k: float
+    h_ao_w_per_k: float
+    h_mo_w_per_k: float
+    gains_w: float
+    rmse_k: float
+    confidence: float
+    span_h: float
+    samples: int
+    fitted_at: float = 0.0  # the `now` of the fit (seconds, caller's clock)
+    outdoor_known: bool = True
+    gains_cos_w: float = 0.0  # daily harmonic of the free gains (local time of day, 0 h = midnight)
+    gains_sin_w: float = 0.0
+
+    @property
+    def ua_w_per_k(self) -> float:
+        if self.kind == "1r1c":
+            return self.h_ao_w_per_k
+        return self.h_ao_w_per_k + self.h_am_w_per_k * self.h_mo_w_per_k / (self.h_am_w_per_k + self.h_mo_w_per_k)
+
+    @property
+    def gain_k_per_w(self) -> float:
+        """Steady-state temperature rise per watt of heat."""
+        return 1.0 / self.ua_w_per_k
+
+    @property
+    def tau_s(self) -> float:
+        """The dominant (slowest) time constant in seconds."""
+        lam = np.linalg.eigvals(self.matrix()[0])
+        return float(-1.0 / max(lam.real))
+
+    @property
+    def tau_fast_s(self) -> float:
+        lam = np.linalg.eigvals(self.matrix()[0])
+        return float(-1.0 / min(lam.real))
+
+    @property
+    def confident(self) -> bool:
+        return self.confidence >= MIN_CONFIDENCE
+
+    @property
+    def order(self) -> int:
+        return 1 if self.kind == "1r1c" else 2
+
+    def matrix(self) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """Continuous-time (A, B) with state [air, mass] (or [air]) and inputs
+        [heat W, outdoor °C, 1, cos(day), sin(day)]."""
+        g0, gc, gs = self.gains_w, self.gains_cos_w, self.gains_sin_w
+        if self.kind == "1r1c":
+            c, ua = self.c_air_j_per_k, self.h_ao_w_per_k
+            a = np.array([[-ua / c]])
+            b = np.array([[1.0 / c, ua / c, g0 / c, gc / c, gs / c]])
+            return a, b
+        ca, cm = self.c_air_j_per_k, self.c_mass_j_per_k
+        ham, hao, hmo = self.h_am_w_per_k, self.h_ao_w_per_k, self.h_mo_w_per_k
+        a = np.array([[-(ham + hao) / ca, ham / ca], [ham / cm, -(ham + hmo) / cm]])
+        b = np.array([[1.0 / ca, hao / ca, g0 / ca, gc / ca, gs / ca], [0.0, hmo / cm, 0.0, 0.0, 0.0]])
+        return a, b
+
+    def discrete(self, dt: float) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """Exact zero-order-hold discretisation for a step of `dt` seconds."""
+        return _discretise(*self.matrix(), dt)
+
+    def steady_mass_c(self, air_c: float, outdoor_c: float) -> float:
+        """The mass temperature in equilibrium with this air temperature (2R2C), or the air itself."""
+        if self.kind == "1r1c":
+            return air_c
+        return (self.h_am_w_per_k * air_c + self.h_mo_w_per_k * outdoor_c) / (self.h_am_w_per_k + self.h_mo_w_per_k)
+
+    def summary(self) -> dict[str, float | str]:
+        """The figures shown in room state (MQTT/HA attributes, `thermostat status`)."""
+        return {
+            "model": self.kind,
+            "model_confidence": round(self.confidence, 2),
+            "model_tau_h": round(self.tau_s / 3600.0, 1),
+            "model_ua_w_per_k": round(self.ua_w_per_k, 1),
+            "model_rmse_k": round(self.rmse_k, 3),
+            "model_span_h": round(self.span_h, 1),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ThermalModel:
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        model = cls(**fields)
+        for name in ("c_air_j_per_k", "h_ao_w_per_k"):
+            v = getattr(model, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+                raise ValueError(f"stored thermal model: {name} must be a positive number, got {v!r}")
+        if model.kind not in ("1r1c", "2r2c"):
+            raise ValueError(f"stored thermal model: unknown kind {model.kind!r}")
+        return model
+
+
+def _discretise(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], dt: float
+                ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    # the RC networks have real, negative eigenvalues: Ad = V e^{Λ dt} V⁻¹, Bd = A⁻¹ (Ad − I) B (small and exact;
+    # scipy's general expm costs a hundred times more and the fit calls this for every residual evaluation)
+    lam, v = np.linalg.eig(a)
+    if (np.iscomplexobj(lam) and np.abs(lam.imag).max() > 1e-12) or (lam.real >= 0).any():
+        from scipy.linalg import expm
+
+        n, m = a.shape[0], b.shape[1]
+        big = np.zeros((n + m, n + m))
+        big[:n, :n] = a * dt
+        big[:n, n:] = b * dt
+        e = expm(big)
+        return e[:n, :n], e[:n, n:]
+    lam, v = lam.real, v.real
+    ad = (v * np.exp(lam * dt)) @ np.linalg.inv(v)
+    bd = np.linalg.solve(a, (ad - np.eye(a.shape[0])) @ b)
+    return ad, bd
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    bin_s: float = 300.0
+    gap_s: float = 2700.0  # no reading for this long splits the data
+    drop_k_per_h: float = 2.0  # a faster fall than this (over one bin) marks a window/door: cut and skip
+    drop_skip_s: float = 3600.0
+    min_segment_s: float = 4 * 3600.0
+    sensor_lag_s: float = 180.0  # the sensor's own first-order lag, modelled in the output
+    full_span_h: float = 48.0
+    good_rmse_k: float = 0.15
+    min_span_h: float = 12.0
+    # The daily gain harmonic is off by default: on a room whose outdoor temperature swings daily too it trades off
+    # against the envelope (measured: the gain of the large room ran away to 20x), so the mean gain only.
+    daily_gains: bool = False
+
+
+@dataclass
+class _Segment:
+    air: np.ndarray[Any, Any]  # bin-end readings (nan where none)
+    heat: np.ndarray[Any, Any]  # bin-mean power
+    outdoor: np.ndarray[Any, Any]
+    day_cos: np.ndarray[Any, Any]  # daily harmonic at the bin's middle
+    day_sin: np.ndarray[Any, Any]
+
+
+def _bins(samples: Sequence[Sample], s: FitSettings, day_offset_s: float = 0.0) -> list[_Segment]:
+    """Resample to regular bins and split at gaps and sudden drops."""
+    pts = sorted((x for x in samples if math.isfinite(x.t)), key=lambda x: x.t)
+    if len(pts) < 2:
+        return []
+    t0, t1 = pts[0].t, pts[-1].t
+    n = int((t1 - t0) // s.bin_s)
+    if n < 2:
+        return []
+    heat_j = np.zeros(n)
+    air = np.full(n, np.nan)
+    outdoor = np.full(n, np.nan)
+    # heat: each sample's power holds until the next sample
+    for a, b in itertools.pairwise(pts):
+        w = a.heat_w if math.isfinite(a.heat_w) and a.heat_w >= 0 else 0.0
+        lo, hi = a.t, min(b.t, t0 + n * s.bin_s)
+        while lo < hi:
+            k = int((lo - t0) // s.bin_s)
+            if k >= n:
+                break
+            end = min(hi, t0 + (k + 1) * s.bin_s)
+            heat_j[k] += w * (end - lo)
+            lo = end
+    last_reading_t = -math.inf
+    seen_bins = np.zeros(n, dtype=bool)
+    for x in pts:
+        k = int((x.t - t0) // s.bin_s)
+        if k >= n:
+            continue
+        if x.air_c is not None and math.isfinite(x.air_c) and -30.0 < x.air_c < 60.0:
+            air[k] = x.air_c  # the last reading in the bin
+            seen_bins[k] = True
+            last_reading_t = x.t
+        if x.outdoor_c is not None and math.isfinite(x.outdoor_c) and -60.0 < x.outdoor_c < 60.0:
+            outdoor[k] = x.outdoor_c
+    del last_reading_t
+    heat = heat_j / s.bin_s
+    phase = 2.0 * math.pi * ((t0 + day_offset_s + (np.arange(n) + 0.5) * s.bin_s) % 86400.0) / 86400.0
+    day_cos, day_sin = np.cos(phase), np.sin(phase)
+    # forward-fill the readings a sensor did not repeat (a report-on-change sensor is silent when stable),
+    # but never across a gap
+    gap_bins = max(1, int(s.gap_s // s.bin_s))
+    filled = air.copy()
+    since = gap_bins + 1
+    for k in range(n):
+        if seen_bins[k]:
+            since = 0
+        else:
+            since += 1
+            if k > 0 and since <= gap_bins and not math.isnan(filled[k - 1]):
+                filled[k] = filled[k - 1]
+    # outdoor: hold the last known value (first known backwards)
+    if np.isfinite(outdoor).any():
+        idx = np.where(np.isfinite(outdoor), np.arange(n), 0)
+        np.maximum.accumulate(idx, out=idx)
+        outdoor = outdoor[idx]
+        first = int(np.argmax(np.isfinite(outdoor)))
+        outdoor[:first] = outdoor[first]
+    # cuts: gaps and sudden drops
+    ok = np.isfinite(filled)
+    drop = np.zeros(n, dtype=bool)
+    per_bin = s.drop_k_per_h * s.bin_s / 3600.0
+    d = np.diff(filled)
+    drop[1:] = np.nan_to_num(d, nan=0.0) < -max(per_bin, 0.25)
+    # a fall right after the heat went down is the air's own fast response, not a window
+    lookback = max(1, int(1800.0 // s.bin_s))
+    for k in np.where(drop)[0]:
+        if heat[k] < heat[max(0, k - lookback):k + 1].max() - 1.0:
+            drop[k] = False
+    skip = max(1, int(s.drop_skip_s // s.bin_s))
+    for k in np.where(drop)[0]:
+        ok[max(0, k - 1):k + skip] = False
+    segments: list[_Segment] = []
+    min_len = max(3, int(s.min_segment_s // s.bin_s))
+    k = 0
+    while k < n:
+        if not ok[k]:
+            k += 1
+            continue
+        j = k
+        while j < n and ok[j]:
+            j += 1
+        if j - k >= min_len:
+            segments.append(_Segment(air=filled[k:j].copy(), heat=heat[k:j].copy(), outdoor=outdoor[k:j].copy(),
+                                     day_cos=day_cos[k:j].copy(), day_sin=day_sin[k:j].copy()))
+        k = j
+    return segments
+
+
+def _simulate(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], x0: np.ndarray[Any, Any],
+              inputs: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """States x_1..x_N for x_{k+1} = a x_k + b u_k, via the modal form (first-order recursions in C)."""
+    from scipy.signal import lfilter
+
+    lam, v = np.linalg.eig(a)
+    lam, v = lam.real, v.real
+    vinv = np.linalg.inv(v)
+    z0 = vinv @ x0
+    w = (vinv @ b @ inputs.T)  # modes × N
+    z = np.empty_like(w)
+    for i in range(len(lam)):
+        z[i], _ = lfilter([1.0], [1.0, -lam[i]], w[i], zi=[lam[i] * z0[i]])
+    states: np.ndarray[Any, Any] = (v @ z).T  # N × states
+    return states
+
+
+class _Problem:
+    def __init__(self, segments: list[_Segment], order: int, settings: FitSettings, outdoor_known: bool) -> None:
+        self.segments = segments
+        self.order = order
+        self.s = settings
+        self.outdoor_known = outdoor_known
+        self.lag = math.exp(-settings.bin_s / settings.sensor_lag_s) if settings.sensor_lag_s > 0 else 0.0
+
+    # θ: 1R1C [ln C, ln UA, g0/100, gc/100, gs/100, (T_eq)];
+    #    2R2C [ln Ca, ln Cm, ln Ham, ln Hao, ln Hmo, g0/100, gc/100, gs/100, (T_eq), δm per segment]
+    def n_physical(self) -> int:
+        return (5 if self.order == 1 else 8) + (0 if self.outdoor_known else 1)
+
+    def model(self, theta: np.ndarray[Any, Any]) -> ThermalModel:
+        e = np.exp(theta)
+        if self.order == 1:
+            g = 100.0 * theta[2:5]
+            return ThermalModel("1r1c", float(e[0]), 0.0, 0.0, float(e[1]), 0.0, float(g[0]),
+                                0.0, 0.0, 0.0, 0, gains_cos_w=float(g[1]), gains_sin_w=float(g[2]))
+        g = 100.0 * theta[5:8]
+        return ThermalModel("2r2c", float(e[0]), float(e[1]), float(e[2]), float(e[3]), float(e[4]),
+                            float(g[0]), 0.0, 0.0, 0.0, 0, gains_cos_w=float(g[1]), gains_sin_w=float(g[2]))
+
+    def residuals(self, theta: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        model = self.model(theta)
+        ad, bd = model.discrete(self.s.bin_s)
+        t_eq = None if self.outdoor_known else float(theta[self.n_physical() - 1])
+        out = []
+        for i, seg in enumerate(self.segments):
+            outdoor = seg.outdoor if t_eq is None else np.full(len(seg.air), t_eq)
+            y0 = seg.air[0]
+            x0 = np.array([y0]) if self.order == 1 else np.array([y0, y0 + theta[self.n_physical() + i]])
+            u = np.column_stack([seg.heat[:-1], outdoor[:-1], np.ones(len(seg.air) - 1), seg.day_cos[:-1],
+                                 seg.day_sin[:-1]])
+            x = _simulate(ad, bd, x0, u)
+            air = x[:, 0]
+            if self.lag > 0:
+                from scipy.signal import lfilter
+
+                air, _ = lfilter([1.0 - self.lag], [1.0, -self.lag], air, zi=[self.lag * y0])
+            out.append(air - seg.air[1:])
+        return np.concatenate(out)
+
+
+def fit(samples: Sequence[Sample], *, now: float = 0.0, settings: FitSettings | None = None,
+        order: int | None = None, day_offset_s: float = 0.0) -> ThermalModel | None:
+    """Identify the room from its history. `order` 1 or 2 forces a model; None tries both and keeps the 2R2C one
+    only when it explains the data clearly better (residual RMS at least 15 % lower). None when there is not
+    enough usable data (less than `min_span_h` in segments, or no heat ever applied). `day_offset_s` turns the
+    samples' `t` into local time of day: (t + day_offset_s) mod 86400 (for the daily gain harmonic)."""
+    s = settings or FitSettings()
+    segments = _bins(samples, s, day_offset_s)
+    span_h = sum(len(g.air) for g in segments) * s.bin_s / 3600.0
+    if span_h < s.min_span_h or not any(float(g.heat.max()) > 0 for g in segments):
+        return None
+    outdoor_known = all(np.isfinite(g.outdoor).all() for g in segments)
+    candidates = []
+    for k in ([order] if order else [1, 2]):
+        res = _fit_order(segments, k, s, outdoor_known, span_h, now)
+        if res is not None:
+            candidates.append(res)
+    if not candidates:
+        return None
+    if len(candidates) == 2 and candidates[1].rmse_k < 0.85 * candidates[0].rmse_k:
+        return candidates[1]
+    return candidates[0]
+
+
+def _fit_order(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: bool, span_h: float,
+               now: float) -> ThermalModel | None:
+    from scipy.optimize import least_squares
+
+    prob = _Problem(segments, order, s, outdoor_known)
+    mean_air = float(np.nanmean(np.concatenate([g.air for g in segments])))
+    mean_heat = float(np.mean(np.concatenate([g.heat for g in segments])))
+    mean_out = float(np.mean(np.concatenate([g.outdoor for g in segments]))) if outdoor_known else mean_air - 15.0
+    ua0 = max(2.0, mean_heat / max(3.0, mean_air - mean_out))
+    if order == 1:
+        theta0 = [math.log(ua0 * 30 * 3600.0), math.log(ua0), 0.0, 0.0, 0.0]
+        lo = [math.log(1e4), math.log(0.5), 0.0, -20.0, -20.0]
+        hi = [math.log(1e9), math.log(2000.0), 20.0, 20.0, 20.0]
+    else:
+        theta0 = [math.log(ua0 * 1800.0 * 12), math.log(ua0 * 40 * 3600.0), math.log(ua0 * 12),
+                  math.log(ua0 / 2), math.log(ua0 / 2 * 1.02), 0.0, 0.0, 0.0]
+        lo = [math.log(1e4), math.log(1e5), math.log(1.0), math.log(0.05), math.log(0.05), 0.0, -20.0, -20.0]
+        hi = [math.log(1e8), math.log(1e9), math.log(5000.0), math.log(2000.0), math.log(2000.0), 20.0, 20.0, 20.0]
+    if not outdoor_known:
+        theta0.append(mean_out)
+        lo.append(-30.0)
+        hi.append(25.0)
+    if order == 2:
+        theta0 += [0.0] * len(segments)
+        lo += [-15.0] * len(segments)
+        hi += [15.0] * len(segments)
+    if not s.daily_gains:
+        first = 3 if order == 1 else 6
+        lo[first:first + 2] = [-1e-9, -1e-9]
+        hi[first:first + 2] = [1e-9, 1e-9]
+    x0 = np.clip(np.array(theta0, dtype=float), np.array(lo), np.array(hi))
+    try:
+        sol = least_squares(prob.residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.3, max_nfev=400)
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+    r = sol.fun
+    if not np.isfinite(r).all():
+        return None
+    rmse = float(np.sqrt(np.mean(r**2)))
+    base = prob.model(sol.x)
+    # uncertainty of the gain and the time constant from the Jacobian (Gauss-Newton covariance)
+    rel_gain, rel_tau = _relative_errors(prob, sol, rmse)
+    conf_span = min(1.0, span_h / s.full_span_h)
+    conf_fit = 1.0 / (1.0 + (rmse / s.good_rmse_k) ** 2)
+    conf_par = 1.0 / (1.0 + 2.0 * (rel_gain + rel_tau))
+    confidence = max(0.0, min(1.0, conf_span * (0.5 + 0.5 * conf_fit) * conf_par))
+    samples_used = sum(len(g.air) for g in segments)
+    return ThermalModel(base.kind, base.c_air_j_per_k, base.c_mass_j_per_k, base.h_am_w_per_k, base.h_ao_w_per_k,
+                        base.h_mo_w_per_k, base.gains_w, rmse, confidence, span_h, samples_used, now, outdoor_known,
+                        base.gains_cos_w, base.gains_sin_w)
+
+
+def _relative_errors(prob: _Problem, sol: Any, rmse: float) -> tuple[float, float]:
+    """Relative standard errors of the gain and the slow time constant (delta method on the Jacobian)."""
+    jac = np.asarray(sol.jac)
+    try:
+        cov = np.linalg.pinv(jac.T @ jac) * rmse**2
+    except np.linalg.LinAlgError:
+        return 1.0, 1.0
+    theta = np.asarray(sol.x, dtype=float)
+
+    def figures(th: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        m = prob.model(th)
+        return np.array([math.log(m.gain_k_per_w), math.log(m.tau_s)])
+
+    f0 = figures(theta)
+    grad = np.zeros((2, len(theta)))
+    for i in range(len(theta)):
+        step = np.zeros(len(theta))
+        step[i] = 1e-4
+        grad[:, i] = (figures(theta + step) - f0) / 1e-4
+    var = np.einsum("ij,jk,ik->i", grad, cov, grad)
+    sd = np.sqrt(np.clip(var, 0.0, None))
+    return float(min(1.0, sd[0])), float(min(1.0, sd[1]))
+
+
+def true_figures(c_air: float, c_mass: float, h_am: float, h_ao: float, h_mo: float) -> tuple[float, float]:
+    """(dominant time constant s, steady-state gain K/W) of a 2R2C room with these parameters (for checks)."""
+    m = ThermalModel("2r2c", c_air, c_mass, h_am, h_ao, h_mo, 0.0, 0.0, 1.0, 0.0, 0)
+    return m.tau_s, m.gain_k_per_w
