@@ -350,7 +350,12 @@ ROWS: list[tuple[str, Callable[[], Built], Action, S, list[CommandKind], tuple[S
     ("backoff→running", in_backoff, _poll(snap(uptime=5025), 25.0), S.RUNNING, [], (S.BACKOFF, S.RUNNING)),
     ("backoff→backoff", in_backoff, _fail(25.0), S.BACKOFF, [], (S.BACKOFF, S.BACKOFF)),
     ("backoff→fault", lambda: in_backoff(4), _fail(2000.0), S.FAULT, [], (S.BACKOFF, S.FAULT)),
-    ("fault parks a hashing miner", in_fault, _poll(snap(uptime=5400), 30.0), S.FAULT, [K.SOFT_OFF], None),
+    ("fault holds a hashing miner while heat is wanted", in_fault, _poll(snap(uptime=5400), 30.0), S.FAULT, [],
+     None),
+    ("fault parks a hashing miner when a safety standby is wanted", in_fault,
+     _then(_want(None, 20.0, safety=True), _poll(snap(uptime=5400), 30.0)), S.FAULT, [K.SOFT_OFF], None),
+    ("fault parks a hashing miner its room no longer wants", in_fault,
+     _then(_poll(snap(uptime=5400), 30.0), _want(None, 31.0)), S.FAULT, [K.SOFT_OFF], None),
     ("fault→standby (recovered)", in_fault, _fault_parked_for(600.0), S.STANDBY, [], (S.FAULT, S.STANDBY)),
 ]
 
@@ -618,12 +623,14 @@ def test_unreachable_for_30_minutes_backoff_fault_recovery() -> None:
     fault_at = h.events[-1].time
     h.run_for(1800)
     polls = [t for t, c, _ in h.commands if c.kind == K.POLL and fault_at < t < 1860]
-    assert all(b - a >= 299 for a, b in itertools.pairwise(polls))  # slow polls in FAULT
-    # it answers again: parked in standby (it was hashing), then recovers and wakes again when allowed
+    gaps = [b - a for a, b in itertools.pairwise(polls)]
+    assert max(gaps) <= 60.5 and gaps[-1] >= 59  # FAULT keeps looking: backoff capped at fault_poll_s (60 s)
+    # it answers again still hashing while heat is wanted: held (no command), back to RUNNING after 90 s
     h.run_for(3600)
-    assert h.sent(K.SOFT_OFF) and h.sent(K.SOFT_OFF)[0][0] >= 1860
+    assert not h.sent(K.SOFT_OFF) and not h.sent(K.SOFT_ON)
     recovered = [e for e in h.events if e.from_state == S.FAULT]
-    assert recovered and recovered[0].to_state == S.STANDBY and "recovered" in recovered[0].reason
+    assert recovered and recovered[0].to_state == S.RUNNING and "recovered" in recovered[0].reason
+    assert 1860 + 90 <= recovered[0].time <= 1860 + 60 + 90 + 16
     assert h.m.state == S.RUNNING and h.m.available and h.m.confirmed_level == "super"
 
 
@@ -773,9 +780,10 @@ def test_fault_parks_nano_in_lowest_level() -> None:
     h.want("high")
     h.run_for(30)
     h.miner.unreachable(30, 100)
-    h.run_for(200)
+    h.run_for(60)
     assert h.m.state == S.FAULT
-    h.run_for(400)
+    h.want(None, reason="room off", safety=True)
+    h.run_for(100)
     assert h.miner.level == "low" and h.m.state == S.FAULT
 
 

@@ -200,6 +200,20 @@ class SensorConfig(BaseModel):
         default=900.0, gt=0, description="A reading older than this is stale (duration; `15m`, `90s` or seconds)."
     )
     offset: float = Field(default=0.0, ge=-10, le=10, description="Calibration added to every reading, in °C.")
+    confirm_readings: int = Field(
+        default=3, ge=2, le=20,
+        description="A reading that jumps faster than a room can is accepted once this many readings agree "
+        "with it (within 1 K).",
+    )
+    confirm_after: Duration = Field(
+        default=120.0, gt=0, le=3600,
+        description="... or once readings have agreed with it for this long (duration), whichever is first.",
+    )
+    stuck_after: Duration = Field(
+        default=10800.0, gt=0, le=7 * 86400,
+        description="Heated at half its capacity or more this long (duration) without the reading moving by "
+        "0.2 K: the sensor is judged stuck and the room falls back as for a lost sensor.",
+    )
 
 
 class LimitsConfig(BaseModel):
@@ -372,6 +386,10 @@ class HeaterConfig(BaseModel):
     min_on: Duration = Field(default=600.0, ge=0, description="Shortest run before standby (duration).")
     min_off: Duration = Field(default=600.0, ge=0, description="Shortest standby before waking again (duration).")
     max_wakes_per_hour: int = Field(default=2, ge=0, le=60, description="Wake-up budget per rolling hour.")
+    fault_recover: Duration = Field(
+        default=90.0, ge=0, le=3600,
+        description="After a fault, this long of good answers (duration) before the heater is used again.",
+    )
     plug: PlugConfig | None = Field(default=None, description="Optional smart plug in front of the miner.")
     mrm: HeaterMrmConfig | None = Field(
         default=None, description="Report this heater to Mining Rig Monitor (needs `mining_rig_monitor`)."

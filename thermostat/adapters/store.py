@@ -7,7 +7,8 @@ table          contents
 =============  ===============================================================================
 rooms          per room: mode (off/heat), preset (away, eco, … or None), override, manual level
 heaters        per heater: last wanted level, controlled-by-thermostat flag, last confirmed level,
-               recent wake times (for the wake cap), time of the last on/off change, manual level
+               recent wake times (for the wake cap), time of the last on/off change, manual level, and
+               the wear state of its heater machine (on/off/level since, a pending soft on/off)
 learned        named learned values (e.g. ``pid.<room>.integral``) with the time they were learned
 history        bounded time series: reading, target, level, watts (room and/or heater); `prune()`
 energy         per-room kWh counter, monotone (only `add_energy` with a value >= 0)
@@ -117,6 +118,13 @@ class HeaterState:
     manual_level: str | None = None  # per-miner manual level select; None = auto
     wakes: tuple[float, ...] = ()  # epoch seconds of recent wakes (standby → running), oldest first
     last_onoff_change: float | None = None  # epoch seconds of the last standby/running transition
+    # wear of the heater machine (core/heater.py HeaterWear), epoch seconds; None = never / unknown
+    on_since: float | None = None  # the wake of the current run
+    off_since: float | None = None  # the verified standby min_off counts from
+    level_since: float | None = None  # the last confirmed level change
+    wear_level: str | None = None  # the level confirmed when the wear was saved
+    pending_soft: Literal["soft_on", "soft_off"] | None = None  # a soft on/off sent, not yet verified ...
+    pending_at_miner: int | None = None  # ... scheduled at this Unix time of the miner's own clock
     updated: float = 0.0
 
 

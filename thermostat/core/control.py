@@ -105,6 +105,14 @@ class Controller(Protocol):
         """End a hold (no-op when not held)."""
         ...
 
+    def learned_integral_w(self) -> float | None:
+        """What the controller has learned, in watts, to persist across a restart; None if it learns nothing."""
+        ...
+
+    def restore_integral(self, value_w: float) -> None:
+        """Resume with a value `learned_integral_w()` returned before a restart (ignored if it learns nothing)."""
+        ...
+
 
 class _Holdable:
     """hold/resume for the stateless-ish controllers: while held, `update()` returns the held output."""
@@ -121,6 +129,12 @@ class _Holdable:
 
     def resume(self, now: float | None = None) -> None:
         self._held = None
+
+    def learned_integral_w(self) -> float | None:
+        return None  # these controllers keep nothing worth carrying over a restart
+
+    def restore_integral(self, value_w: float) -> None:
+        return None
 
 
 def _check_power(max_w: float, unit_w: float | None = None) -> None:
@@ -260,6 +274,9 @@ class PidController:
     @property
     def last_output(self) -> float:
         return self._last_output
+
+    def learned_integral_w(self) -> float | None:
+        return self.integral_w
 
     def restore_integral(self, value_w: float) -> None:
         """Resume after a restart with a saved integral term (clamped to the output limits)."""

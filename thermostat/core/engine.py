@@ -6,16 +6,20 @@ the safety rules, asks the controller for heat demand and the allocator for a le
 tells each machine what is wanted. It sends nothing itself: the machines return the commands.
 
 Safety rules, in order (docs/safety.md):
-1. no usable reading (never seen, stale, dropped out) -> `on_sensor_loss` (default standby), as a safety
-   action that overrides minimum on time;
+1. no usable reading (never seen, stale, dropped out, or stuck: see `StuckSensor`) -> `on_sensor_loss`
+   (default standby), as a safety action that overrides minimum on time;
 2. air above `max_c` -> standby at once (safety);
 3. air below `min_c` -> full heat whatever the schedule or mode says (frost protection);
 4. room mode "off" -> standby (the household asked for it: honoured at once);
 5. otherwise controller demand -> allocator levels.
+
+A room that wants heat (demand or frost) while none of its heaters is usable (all in FAULT and not answering
+healthy) says so: reason and problem `no working heater`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -31,7 +35,54 @@ class RoomDecision:
     safety: bool
     reason: str
     heating: bool  # at least one heater is wanted above standby
-    problems: tuple[str, ...] = ()  # plain-words problems the household should see (e.g. "no working heater")
+    problems: tuple[str, ...] = ()  # what the owner should know about (e.g. "no working heater")
+
+
+NO_WORKING_HEATER = "no working heater"
+
+
+@dataclass
+class StuckSensor:
+    """A sensor stuck at one value: the room was heated at >= `min_fraction` of its capacity for `window_s`
+    and the reading never moved by `band_k` or more. Latched until the reading moves by `band_k` from the
+    value it was stuck at (the room, in standby meanwhile, cools and a live sensor shows it)."""
+
+    window_s: float = 3 * 3600.0
+    band_k: float = 0.2
+    min_fraction: float = 0.5
+    _ref: float | None = None  # the reading the current window started with
+    _since: float | None = None  # start of the current window (heated enough, reading within the band)
+    stuck_at: float | None = None  # the value it is stuck at, while latched
+
+    def __post_init__(self) -> None:
+        if self.window_s <= 0 or self.band_k <= 0 or not 0 < self.min_fraction <= 1:
+            raise ValueError("window_s and band_k must be > 0, min_fraction in (0, 1]")
+
+    @property
+    def stuck(self) -> bool:
+        return self.stuck_at is not None
+
+    def update(self, now: float, reading: float | None, heat_fraction: float) -> bool:
+        """Feed one tick: the usable reading (None when there is none) and the share of the room's capacity
+        its heaters give now. True while the sensor is judged stuck."""
+        if reading is None or not math.isfinite(reading):
+            self._ref = self._since = None
+            return self.stuck
+        if self.stuck_at is not None:
+            if abs(reading - self.stuck_at) >= self.band_k:
+                self.stuck_at = None
+                self._ref, self._since = reading, None
+            return self.stuck
+        if self._ref is None or abs(reading - self._ref) >= self.band_k:
+            self._ref, self._since = reading, None  # it moves: alive
+        if heat_fraction < self.min_fraction:
+            self._since = None
+        elif self._since is None:
+            self._since = now
+        if self._since is not None and now - self._since >= self.window_s:
+            self.stuck_at = self._ref
+            self._since = None
+        return self.stuck
 
 
 @dataclass
@@ -46,6 +97,7 @@ class RoomControl:
     # heaters not listed use their model's whole ladder with its nominal watts
     levels_w: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     plugs: frozenset[str] = frozenset()  # heaters switched by a smart plug
+    stuck: StuckSensor = field(default_factory=StuckSensor)
     last: RoomDecision | None = None
 
     def max_w(self, machines: Sequence[HeaterMachine]) -> float:
@@ -72,7 +124,7 @@ class RoomControl:
             spec=machine.spec,
             levels_w=self._watts(machine),
             current=current,
-            available=machine.available,
+            available=machine.usable,
             can_wake=machine.can_wake(now),
             can_stop=machine.can_stop(now),
             has_plug=machine.heater_id in self.plugs,
@@ -111,22 +163,39 @@ class RoomControl:
         outdoor: float | None = None,
         forecast: Forecast | None = None,
     ) -> RoomDecision:
-        def standby(reason: str, safety: bool = True) -> RoomDecision:
+        def standby(reason: str, safety: bool = True, problems: tuple[str, ...] = ()) -> RoomDecision:
             self.controller.hold(0.0)
-            return RoomDecision(0.0, {m.heater_id: None for m in machines}, safety, reason, False)
+            return RoomDecision(0.0, {m.heater_id: None for m in machines}, safety, reason, False, problems)
 
-        if measured is None or not sensor_ok:
+        def no_heater(problems: tuple[str, ...]) -> tuple[str, ...]:
+            if machines and not any(m.usable for m in machines):
+                return (*problems, NO_WORKING_HEATER)
+            return problems
+
+        usable_reading = measured if measured is not None and sensor_ok else None
+        max_w = self.max_w(machines)
+        given_w = sum(m.estimated_wall_w for m in machines if m.usable)
+        self.stuck.update(now, usable_reading, given_w / max_w if max_w > 0 else 0.0)
+        sensor_problems: tuple[str, ...] = ()
+        lost = "sensor lost"
+        if self.stuck.stuck_at is not None:
+            hours = self.stuck.window_s / 3600.0
+            lost = f"sensor stuck at {self.stuck.stuck_at:.1f} °C for {hours:g} h while heating"
+            sensor_problems = (lost,)
+        if measured is None or not sensor_ok or self.stuck.stuck:
             if self.on_sensor_loss == "lowest":
                 self.controller.hold(0.0)
-                levels = {m.heater_id: (self._bottom(m) if m.available else None) for m in machines}
-                return RoomDecision(0.0, levels, True, "sensor lost: lowest level", any(levels.values()))
-            return standby("sensor lost")
+                levels = {m.heater_id: (self._bottom(m) if m.usable else None) for m in machines}
+                return RoomDecision(0.0, levels, True, f"{lost}: lowest level", any(levels.values()), sensor_problems)
+            return standby(lost, problems=sensor_problems)
         if measured > self.max_c:
             return standby(f"room {measured:.1f} °C above its maximum {self.max_c:.1f} °C")
         if measured < self.min_c:
-            self.controller.hold(self.max_w(machines))
-            levels = {m.heater_id: (self._top(m) if m.available else None) for m in machines}
-            return RoomDecision(self.max_w(machines), levels, True, f"below minimum {self.min_c:.1f} °C", True)
+            self.controller.hold(max_w)
+            levels = {m.heater_id: (self._top(m) if m.usable else None) for m in machines}
+            problems = no_heater(())
+            reason = NO_WORKING_HEATER if problems else f"below minimum {self.min_c:.1f} °C"
+            return RoomDecision(max_w, levels, True, reason, any(levels.values()), problems)
         if mode == "off":
             return standby("room off")
 
@@ -135,6 +204,7 @@ class RoomControl:
         views = [self._view(m, now) for m in machines]
         levels = self.allocator.allocate(now, demand, views)
         heating = any(level is not None for level in levels.values())
+        problems = no_heater(()) if demand > 0 else ()
         note = self.controller.note
-        reason = f"demand {demand:.0f} W" + (f" ({note})" if note else "")
-        return RoomDecision(demand, dict(levels), False, reason, heating)
+        reason = NO_WORKING_HEATER if problems else f"demand {demand:.0f} W" + (f" ({note})" if note else "")
+        return RoomDecision(demand, dict(levels), False, reason, heating, problems)

@@ -60,7 +60,7 @@ Decisions worth knowing (also in docs):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from thermostat.domain.actions import Command, CommandKind, Outcome, OutcomeKind
@@ -97,7 +97,7 @@ _FAILING = frozenset({S.BACKOFF, S.FAULT})
 
 #: Allowed transitions (from → set of to). `_go()` enforces it.
 TRANSITIONS: dict[HeaterState, frozenset[HeaterState]] = {
-    S.UNKNOWN: _RECONCILED | _FAILING,
+    S.UNKNOWN: _RECONCILED | {S.WAKING} | _FAILING,  # WAKING: a restart inside a soft on's lead time
     S.STANDBY: (_RECONCILED - {S.STANDBY}) | {S.WAKING} | _FAILING,
     S.WAKING: frozenset({S.VERIFYING, S.STOPPING}) | _FAILING,
     S.VERIFYING: (_RECONCILED - {S.VERIFYING}) | {S.WAKING} | _FAILING,
@@ -127,6 +127,43 @@ class TransitionEvent:
 
 
 @dataclass(frozen=True)
+class PendingSoft:
+    """A soft on/off sent to the miner and not yet verified: `kind` SOFT_ON or SOFT_OFF, scheduled at
+    `at_miner_time` (Unix seconds on the miner's own clock, as sent)."""
+
+    kind: CommandKind
+    at_miner_time: int
+
+
+@dataclass(frozen=True)
+class HeaterWear:
+    """What the wear rules remember, for persistence across a restart (`export_wear` / `restore_wear`).
+
+    Times are seconds on the caller's clock (the `now` the machine was given); None = never. `shifted()`
+    moves them to another clock (monotonic → epoch for storage, and back after a restart).
+    """
+
+    wakes: tuple[float, ...] = ()  # wakes (soft on / plug on) still inside the last hour, oldest first
+    on_since: float | None = None  # the wake of the current run (None: off, or on but not woken by this machine)
+    off_since: float | None = None  # the verified standby that `min_off_s` counts from
+    level_since: float | None = None  # the last confirmed level change (the level dwell)
+    level: str | None = None  # the level confirmed at export (None: standby / unknown)
+    pending: PendingSoft | None = None
+
+    def shifted(self, offset: float) -> HeaterWear:
+        def move(t: float | None) -> float | None:
+            return None if t is None else t + offset
+
+        return replace(
+            self,
+            wakes=tuple(t + offset for t in self.wakes),
+            on_since=move(self.on_since),
+            off_since=move(self.off_since),
+            level_since=move(self.level_since),
+        )
+
+
+@dataclass(frozen=True)
 class HeaterSettings:
     """Every timing of the heater state machine, in seconds unless stated. Defaults in brackets."""
 
@@ -147,8 +184,9 @@ class HeaterSettings:
     backoff_base_s: float = 10.0  # BACKOFF delay after the first failure; doubles per consecutive failure ...
     backoff_max_s: float = 300.0  # ... up to this
     max_failures: int = 5  # consecutive failures (without reaching RUNNING/STANDBY) → FAULT
-    fault_poll_s: float = 300.0  # POLL period in FAULT while the miner does not answer
-    fault_recover_s: float = 600.0  # in FAULT: answering, not In Fault and parked this long → reconcile
+    fault_poll_s: float = 60.0  # in FAULT, unanswered polls back off from `backoff_base_s` (doubling) up to this
+    fault_recover_s: float = 90.0  # in FAULT: this long of good answers (healthy; parked unless heat is wanted)
+    #   → reconcile and available again
     min_on_s: float = 600.0  # minimum time from a wake until a non-safety standby
     min_off_s: float = 600.0  # minimum time from a verified standby until the next wake
     max_wakes_per_hour: int = 2  # wakes (softon / plug on) in any sliding 3600 s window
@@ -249,7 +287,12 @@ class HeaterMachine:
         self._failures = 0
         self._last_failure = ""
         self._fault_good_since: float | None = None
+        self._fault_delay = self.settings.backoff_base_s  # next unanswered-poll delay in FAULT
+        self._fault_hashing_since: float | None = None  # in FAULT: answering, healthy and hashing since
         self._park_sent_at = NEVER
+        self._want_seen_at = NEVER  # the last `want()` call (changed or not)
+        self._soft_at_miner: int | None = None  # miner time of the last soft on/off sent
+        self._restored: HeaterWear | None = None  # wear restored after a restart, until the first poll
 
     # ------------------------------------------------------------------ observables
 
@@ -275,6 +318,12 @@ class HeaterMachine:
     @property
     def available(self) -> bool:
         return self._state != S.FAULT
+
+    @property
+    def usable(self) -> bool:
+        """Can give heat now: available, or in FAULT but answering again, healthy and hashing (it is held in
+        its level while its room wants heat and recovers after `fault_recover_s` of good answers)."""
+        return self.available or self._fault_hashing_since is not None
 
     @property
     def last_snapshot(self) -> Snapshot | None:
@@ -340,6 +389,53 @@ class HeaterMachine:
         out, self._events = self._events, []
         return out
 
+    # ------------------------------------------------------------------ wear across restarts
+
+    def export_wear(self, now: float) -> HeaterWear:
+        """The wear state to persist: wakes of the last hour, on/off/level since, a pending soft on/off."""
+
+        def known(t: float) -> float | None:
+            return None if t == NEVER else t
+
+        pending: PendingSoft | None = None
+        if self._restored is not None:  # not polled yet since the restart: keep what was restored
+            pending = self._restored.pending
+        elif self._soft_at_miner is not None and not self._cmd_due and self.off_method == OffMethod.SOFT:
+            if self._state == S.WAKING:
+                pending = PendingSoft(CommandKind.SOFT_ON, self._soft_at_miner)
+            elif self._state == S.STOPPING:
+                pending = PendingSoft(CommandKind.SOFT_OFF, self._soft_at_miner)
+        return HeaterWear(
+            wakes=tuple(t for t in self._wakes if t > now - 3600.0),
+            on_since=known(self._on_since) if self._believed_on else None,
+            off_since=known(self._off_since),
+            level_since=known(self._level_since),
+            level=self._confirmed,
+            pending=pending,
+        )
+
+    def restore_wear(self, wear: HeaterWear, now: float) -> None:
+        """Resume the wear state of a previous process (times already on this machine's clock).
+
+        Only before the first poll (state UNKNOWN). The first poll then reconciles with it: a run we woke keeps
+        its `min_on_s`, a verified standby its `min_off_s`, the wake history counts against the cap, and a soft
+        on/off still pending on the miner is waited for instead of being sent again. Times in the future (a
+        clock that went back) are taken as now."""
+        if self._state != S.UNKNOWN or self._snap is not None:
+            raise RuntimeError(f"{self.heater_id}: wear can only be restored before the first poll")
+        if wear.pending is not None and wear.pending.kind not in (CommandKind.SOFT_ON, CommandKind.SOFT_OFF):
+            raise ValueError(f"pending must be a soft on or off, not {wear.pending.kind}")
+        latest_wake = now + self.settings.soft_on_lead_s + 1.0
+
+        def past(t: float | None) -> float:
+            return NEVER if t is None or not math.isfinite(t) else min(t, now)
+
+        self._wakes = sorted(min(t, latest_wake) for t in wear.wakes if math.isfinite(t) and t > now - 3600.0)
+        self._on_since = past(wear.on_since)
+        self._off_since = past(wear.off_since)
+        self._level_since = past(wear.level_since)
+        self._restored = wear
+
     # ------------------------------------------------------------------ wear rules
 
     def wakes_last_hour(self, now: float) -> int:
@@ -387,6 +483,7 @@ class HeaterMachine:
         """Ask for a level (a name of the model's ladder) or None for standby. Idempotent."""
         if level is not None and level not in self.spec.level_names:
             raise ValueError(f"{self.spec.display} has no level {level!r}; known: {', '.join(self.spec.level_names)}")
+        self._want_seen_at = now
         if level == self._requested:
             if safety and not self._req_safety:
                 self._req_safety, self._req_reason = True, reason
@@ -517,6 +614,8 @@ class HeaterMachine:
             self._believed_on = False
             self._in_wake = False
             self._fault_good_since = None
+            self._fault_hashing_since = None
+            self._fault_delay = self.settings.backoff_base_s
             self._park_sent_at = NEVER
             self._next_at = now + self.settings.poll_interval_s
             return
@@ -717,11 +816,25 @@ class HeaterMachine:
         return "standby not confirmed in time"
 
     def _decide_polling_only(self, now: float) -> Command | None:
-        if self._state == S.FAULT and self._cmd_due and now >= self._next_at:
-            self._cmd_due = False
-            self._park_sent_at = now
-            return self._park_command(now)
+        if self._state == S.FAULT:
+            retry_at = self._park_sent_at + self.settings.soft_retry_s
+            if self._fault_should_park(now) and not self._cmd_due and now >= retry_at:
+                self._cmd_due = True
+            if self._cmd_due:
+                self._cmd_due = False
+                self._park_sent_at = now
+                self._fault_good_since = now  # the recovery run counts from the park
+                return self._park_command(now)
         return self._poll() if now >= self._next_at else None
+
+    def _fault_should_park(self, now: float) -> bool:
+        """In FAULT, answering and hashing: park it when nothing wants heat from it — a safety standby or room
+        off at once; a plain "no heat" only when the room decided it after seeing the heater usable again
+        (a want made while it was unusable says nothing about it)."""
+        since = self._fault_hashing_since
+        if since is None or self._target is not None:
+            return False
+        return self._target_safety or self._want_seen_at > since
 
     def _park_command(self, now: float) -> Command:
         if self.off_method == OffMethod.SOFT:
@@ -771,6 +884,7 @@ class HeaterMachine:
                 return self._poll() if now >= self._next_at else None
             self._cmd_due = False
             self._sched_at = now + self.settings.soft_on_lead_s
+            self._soft_at_miner = at
             # count the wake when it happens on the miner (a resent softon moves it; +1 s for rounding up)
             self._wakes[-1] = self._sched_at + 1.0
             return self._cmd(CommandKind.SOFT_ON, at=at)
@@ -797,6 +911,7 @@ class HeaterMachine:
                 return self._poll() if now >= self._next_at else None
             self._cmd_due = False
             self._sched_at = now + self.settings.soft_off_lead_s
+            self._soft_at_miner = at
             return self._cmd(CommandKind.SOFT_OFF, at=at)
         return self._poll() if now >= self._next_at else None
 
@@ -846,9 +961,12 @@ class HeaterMachine:
         no_answer = out.kind in (OutcomeKind.UNREACHABLE, OutcomeKind.TIMEOUT)
         what = f"poll {out.kind.value}" + (f": {out.message}" if out.message else "")
         plug = self.off_method == OffMethod.PLUG
-        if st == S.FAULT:
+        if st == S.FAULT:  # keep looking, backing off up to `fault_poll_s`: it may come back any moment
             self._fault_good_since = None
-            self._next_at = now + self.settings.fault_poll_s
+            self._fault_hashing_since = None
+            self._confirmed = None
+            self._next_at = now + self._fault_delay
+            self._fault_delay = min(self._fault_delay * 2, self.settings.fault_poll_s)
         elif plug and no_answer and st in (S.UNKNOWN, S.STANDBY, S.STOPPING):
             self._no_answer += 1
             self._next_at = now + self.settings.fast_poll_s
@@ -878,6 +996,10 @@ class HeaterMachine:
             self._fault_poll(snap, cur, now)
             return
         if st == S.UNKNOWN:
+            restored, self._restored = self._restored, None
+            if restored is not None:
+                self._first_poll_restored(snap, cur, restored, now)
+                return
             self._on_since = self._off_since = self._level_since = NEVER
             self._reconcile(snap, now, "first poll")
             if self._state == S.RUNNING:
@@ -963,6 +1085,58 @@ class HeaterMachine:
             self._next_at = fast
             return
 
+    def _first_poll_restored(self, snap: Snapshot, cur: str | None, wear: HeaterWear, now: float) -> None:
+        """The first poll after `restore_wear`: carry the previous process's wear over what the miner shows."""
+        soft = self.off_method == OffMethod.SOFT
+        idle = soft and snap.state == MinerState.STANDBY
+        pending = wear.pending if soft else None
+        effect_at = now  # when the pending soft command takes effect, on our clock
+        if pending is not None and snap.miner_time is not None:
+            effect_at = now + (pending.at_miner_time - snap.miner_time)
+        if snap.state != MinerState.FAULT and pending is not None and pending.kind == CommandKind.SOFT_ON and idle:
+            # killed inside the soft on's lead time (or the softon was lost): wait for it, do not send another
+            self._go(S.WAKING, now, "restarted while a soft on is scheduled: waiting for it")
+            if not self._wakes:
+                self._wakes.append(effect_at + 1.0)
+            if self._on_since == NEVER:
+                self._on_since = now
+            self._believed_on = self._in_wake = True
+            self._fan_ok = False
+            self._deadline = now + self.settings.wake_timeout_s
+            self._reboot_grace_used = False
+            self._cmd_due = False
+            self._sched_at = effect_at
+            self._soft_at_miner = pending.at_miner_time
+            self._next_at = max(now + self.settings.fast_poll_s, effect_at)
+            return
+        if snap.state != MinerState.FAULT and pending is not None and pending.kind == CommandKind.SOFT_OFF and not idle:
+            self._go(S.STOPPING, now, "restarted while a soft off is scheduled: waiting for it")
+            self._believed_on = True
+            self._confirmed = cur
+            self._deadline = now + self.settings.stop_timeout_s
+            self._set_target = self.spec.bottom_level.name
+            self._no_answer = 0
+            self._cmd_due = False
+            self._sched_at = effect_at
+            self._soft_at_miner = pending.at_miner_time
+            self._next_at = max(now + self.settings.fast_poll_s, effect_at)
+            return
+        was_on = wear.on_since is not None or wear.level is not None
+        if idle:
+            self._on_since = NEVER
+            if pending is not None and pending.kind == CommandKind.SOFT_OFF:
+                self._off_since = min(now, effect_at)  # the scheduled soft off took effect meanwhile
+            elif was_on:
+                self._off_since = now  # believed on, found off: min_off counts from here
+            self._believed_on = False
+        else:
+            # found on: a run we woke keeps its on-since (min_on); otherwise standby may be re-asserted at once
+            self._believed_on = self._on_since != NEVER
+        self._reconcile(snap, now, "first poll after a restart")
+        if self._state in _ON_STATES:  # the level dwell holds only if it is still in the level it was in
+            same_level = cur is not None and cur == wear.level and wear.level_since is not None
+            self._level_since = min(wear.level_since, now) if same_level and wear.level_since is not None else NEVER
+
     def _readback(self, now: float) -> None:
         self._readback_left -= 1
         if self._readback_left <= 0 and not self._cmd_due:
@@ -972,23 +1146,39 @@ class HeaterMachine:
     def _fault_poll(self, snap: Snapshot, cur: str | None, now: float) -> None:
         st = self.settings
         self._next_at = now + st.poll_interval_s
+        self._fault_delay = st.backoff_base_s
         if snap.state == MinerState.FAULT:
-            self._fault_good_since = None
+            self._fault_good_since = self._fault_hashing_since = None
+            self._confirmed = None
             return
-        if self._fault_good_since is None:
-            self._fault_good_since = now
         if self.off_method == OffMethod.SOFT:
             parked = snap.state == MinerState.STANDBY
         else:
             parked = cur == self.spec.bottom_level.name
-        if not parked:
+        if parked:
+            self._fault_hashing_since = None
+            self._confirmed = None
+        else:
+            if self._fault_hashing_since is None:
+                self._fault_hashing_since = now
+            self._confirmed = cur  # read back: it gives heat in this level
+            self._safety_check(snap, now)
+            self._retarget(now)
+            if self._fault_should_park(now):
+                self._fault_good_since = now  # the recovery run counts from parked
+                if now >= self._park_sent_at + st.soft_retry_s:
+                    self._cmd_due = True
+                    self._next_at = now
+                return
+        if self._fault_good_since is None:
             self._fault_good_since = now
-            if now >= self._park_sent_at + st.soft_retry_s:
-                self._cmd_due = True  # answers but hashing: leave it in standby
-                self._next_at = now
-            return
         if now - self._fault_good_since >= st.fault_recover_s:
             self._failures = 0
-            self._off_since = now
-            self._on_since = NEVER
-            self._reconcile(snap, now, f"recovered: answered and parked for {st.fault_recover_s:.0f} s")
+            self._fault_hashing_since = None
+            self._on_since = NEVER  # not woken by this machine: standby may be re-asserted at once
+            if parked:
+                self._off_since = now
+                self._believed_on = False
+            else:
+                self._believed_on = True
+            self._reconcile(snap, now, f"recovered: {st.fault_recover_s:.0f} s of good answers")

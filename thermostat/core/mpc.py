@@ -176,6 +176,12 @@ class MpcController:
         self.pid.resume(now)
         self._last_plan_t = -math.inf  # whatever was held, plan afresh
 
+    def learned_integral_w(self) -> float | None:
+        return self.pid.learned_integral_w()  # the pid fallback's integral is what carries over a restart
+
+    def restore_integral(self, value_w: float) -> None:
+        self.pid.restore_integral(value_w)
+
     def update(self, now: float, measured: float | None, target: float, outdoor: float | None,
                forecast: Forecast | None = None) -> float:
         if self._held is not None:

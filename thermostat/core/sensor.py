@@ -9,8 +9,10 @@ Two steps, both pure:
    ``AM2301.Temperature``). Nothing else is ever raised, whatever the bytes.
 2. `SensorFilter.offer(now, value)` accepts or rejects a parsed value: outside the plausible range, or
    moving faster than a room can (relative to the last *accepted* reading, with a larger allowance
-   after a longer gap) → rejected, and the filter's state is unchanged. `is_stale(now)` says when no
-   reading has been accepted for `stale_after_s`.
+   after a longer gap) → rejected. A jump is not refused for ever: readings that agree with each other
+   (within `confirm_band_k`) confirm it, and it is accepted on the `confirm_readings`-th such reading or
+   on one arriving `confirm_after_s` after the first, whichever comes first (`Accepted.confirmed`).
+   `is_stale(now)` says when no reading has been accepted for `stale_after_s`.
 
 `now` is any monotonic seconds value the caller owns (the injected clock's `monotonic()`).
 """
@@ -122,6 +124,7 @@ class RejectReason(StrEnum):
 class Accepted:
     value: float
     time: float
+    confirmed: bool = False  # a jump accepted because the readings since confirmed it
 
 
 @dataclass(frozen=True)
@@ -136,8 +139,11 @@ class SensorFilter:
     A reading is rejected when it is outside ``[min_c, max_c]``, or when it differs from the last
     accepted reading by more than ``jump_floor_k + max_jump_k_per_min * minutes_since_last_accepted``.
     The floor lets sensor quantisation and two sensors' worth of noise through; the rate grows the
-    allowance with the gap, so a genuine step (sensor moved to another place) is accepted after a
-    while instead of being refused for ever. Once stale, any in-range reading re-seeds the filter.
+    allowance with the gap. A genuine step (sensor moved, a door opened, a heat wave) is accepted once
+    confirmed: `confirm_readings` consecutive jump-rejected readings within `confirm_band_k` of the first,
+    or one such reading `confirm_after_s` after the first, whichever is first; an accepted reading in
+    between drops the candidate (a sensor flickering between two values confirms nothing). Once stale,
+    any in-range reading re-seeds the filter.
     """
 
     def __init__(
@@ -147,11 +153,21 @@ class SensorFilter:
         max_jump_k_per_min: float = 1.0,
         stale_after_s: float = 900.0,
         jump_floor_k: float = 2.0,
+        *,
+        confirm_readings: int = 3,
+        confirm_after_s: float = 120.0,
+        confirm_band_k: float = 1.0,
     ) -> None:
         if not min_c < max_c:
             raise ValueError("min_c must be below max_c")
         if max_jump_k_per_min <= 0 or jump_floor_k < 0 or stale_after_s <= 0:
             raise ValueError("max_jump_k_per_min and stale_after_s must be > 0, jump_floor_k >= 0")
+        if confirm_readings < 2 or confirm_after_s <= 0 or confirm_band_k <= 0:
+            raise ValueError("confirm_readings must be >= 2, confirm_after_s and confirm_band_k > 0")
+        self.confirm_readings = confirm_readings
+        self.confirm_after_s = confirm_after_s
+        self.confirm_band_k = confirm_band_k
+        self._candidate: tuple[float, float, int] | None = None  # (first value, first time, readings)
         self.min_c = min_c
         self.max_c = max_c
         self.max_jump_k_per_min = max_jump_k_per_min
@@ -192,17 +208,32 @@ class SensorFilter:
             return self._reject(RejectReason.OUT_OF_RANGE, f"{value:g} °C outside [{self.min_c:g}, {self.max_c:g}]")
         if self._last_time is not None and now < self._last_time:
             return self._reject(RejectReason.OUT_OF_ORDER, f"t={now:g} before last accepted t={self._last_time:g}")
+        confirmed = False
         if self._last_value is not None:
             allowed = self.allowed_jump(now)
             delta = abs(value - self._last_value)
             if delta > allowed:
-                return self._reject(
-                    RejectReason.JUMP, f"{self._last_value:g} → {value:g} °C is {delta:.2f} K, allowed {allowed:.2f} K"
-                )
+                if not self._confirms(now, value):
+                    return self._reject(
+                        RejectReason.JUMP,
+                        f"{self._last_value:g} → {value:g} °C is {delta:.2f} K, allowed {allowed:.2f} K",
+                    )
+                confirmed = True
+        self._candidate = None
         self._last_value = value
         self._last_time = now
         self.accepted += 1
-        return Accepted(value, now)
+        return Accepted(value, now, confirmed)
+
+    def _confirms(self, now: float, value: float) -> bool:
+        """Count a jump-rejected reading towards confirming the jump; True when it is now confirmed."""
+        cand = self._candidate
+        if cand is None or abs(value - cand[0]) > self.confirm_band_k or now < cand[1]:
+            self._candidate = (value, now, 1)
+            return False
+        first, since, count = cand[0], cand[1], cand[2] + 1
+        self._candidate = (first, since, count)
+        return count >= self.confirm_readings or now - since >= self.confirm_after_s
 
     def offer_payload(
         self, now: float, payload: bytes, json_key: str | None, offset: float = 0.0

@@ -16,11 +16,12 @@ import asyncio
 import bisect
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from thermostat.adapters import ha
 from thermostat.adapters.mqtt import Message, MqttLink
@@ -31,10 +32,10 @@ from thermostat.adapters.wallclock import BlockScheduler
 from thermostat.clock import Clock, RealClock
 from thermostat.config import Config, ConfigError, HeaterConfig, RoomConfig
 from thermostat.core.allocate import Allocator
-from thermostat.core.control import Forecast
+from thermostat.core.control import Controller, Forecast
 from thermostat.core.controllers import make_controller
-from thermostat.core.engine import RoomControl, RoomDecision
-from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState, TransitionEvent
+from thermostat.core.engine import RoomControl, RoomDecision, StuckSensor
+from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState, HeaterWear, PendingSoft, TransitionEvent
 from thermostat.core.mpc import MpcController
 from thermostat.core.schedule import Away, Override, Schedule, Target, effective_target, target_at
 from thermostat.core.sensor import Accepted, BadReading, SensorFilter, parse_payload
@@ -50,6 +51,9 @@ from thermostat.miners.models import MODELS
 from thermostat.service import ha_bridge
 from thermostat.service.away import HouseAwayState
 from thermostat.service.problems import Problems
+
+if TYPE_CHECKING:
+    from thermostat.adapters.metrics import MetricsServer
 
 log = logging.getLogger("thermostat.service")
 
@@ -179,6 +183,7 @@ class Service:
         self._scheduler: BlockScheduler | None = None
         self._started_at = self.clock.monotonic()
         self.exit_action = config.safety.on_exit  # "standby" | "leave"; a reload sets "leave"
+        self.metrics: MetricsServer | None = None  # the /metrics endpoint (issue 7), started by `run`
         # outdoor temperature, forecast and price (mpc; docs/control.md)
         self.tariff = config.tariff.build() if config.tariff is not None and config.tariff.week is not None else None
         self.dynamic_price = DynamicPrice(config.tariff.price_max_age if config.tariff is not None else 7200.0)
@@ -239,7 +244,9 @@ class Service:
             keep_control = (
                 old_room is not None and previous is not None
                 and old_room.cfg.control == rcfg.control and old_room.cfg.limits == rcfg.limits
-                and old_room.cfg.heaters == rcfg.heaters and all(hid in kept for hid in rcfg.heaters)
+                and old_room.cfg.heaters == rcfg.heaters
+                and old_room.cfg.sensor.stuck_after == rcfg.sensor.stuck_after
+                and all(hid in kept for hid in rcfg.heaters)
                 and previous.config.safety.on_sensor_loss == cfg.safety.on_sensor_loss
             )
             keep_filter = old_room is not None and old_room.cfg.sensor == rcfg.sensor
@@ -258,13 +265,17 @@ class Service:
                     max_c=rcfg.limits.max_c,
                     on_sensor_loss=cfg.safety.on_sensor_loss,
                     plugs=frozenset(hid for hid in rcfg.heaters if cfg.heaters[hid].plug is not None),
+                    stuck=StuckSensor(window_s=rcfg.sensor.stuck_after),
                 )
             room = RoomRuntime(
                 id=room_id,
                 cfg=rcfg,
                 schedule=cfg.schedule_for(room_id),
                 filter=old_room.filter if keep_filter and old_room is not None else SensorFilter(
-                    stale_after_s=rcfg.sensor.stale_after),
+                    stale_after_s=rcfg.sensor.stale_after,
+                    confirm_readings=rcfg.sensor.confirm_readings,
+                    confirm_after_s=rcfg.sensor.confirm_after,
+                ),
                 control=control,
                 heaters=[self.heaters[hid] for hid in rcfg.heaters],
                 state=self.store.get_room_state(room_id),
@@ -285,12 +296,11 @@ class Service:
     def _restore_learned(self, room: RoomRuntime) -> None:
         """A PID integral saved within the last hour is the best start after a restart (no re-learning)."""
         saved = self.store.get_learned(f"pid_integral:{room.id}")
-        restore = getattr(room.control.controller, "restore_integral", None)
-        if saved is None or restore is None:
+        if saved is None:
             return
         value, ts = saved
-        if self.clock.now().timestamp() - ts < 3600 and isinstance(value, int | float):
-            restore(float(value))
+        if self.clock.now().timestamp() - ts < 3600 and isinstance(value, int | float) and not isinstance(value, bool):
+            room.control.controller.restore_integral(float(value))
             log.info("room %s: PID integral %.0f W restored", room.id, value)
 
     def _restore_model(self, room_id: str, controller: MpcController) -> None:
@@ -354,11 +364,9 @@ class Service:
             level = None if stored.wanted_level == "standby" else stored.wanted_level
             if level is None or level in spec.level_names:
                 h.machine.want(level, now, reason="resumed after restart")
-        restore = getattr(h.machine, "restore_wear", None)
-        if restore is not None:
-            wall = self.clock.now().timestamp()
-            restore(now, [now - (wall - w) for w in stored.wakes],
-                    None if stored.last_onoff_change is None else now - (wall - stored.last_onoff_change))
+        if stored.updated > 0:  # wake history, on/off/level since and a pending soft on/off survive a restart
+            epoch_to_mono = now - self.clock.now().timestamp()
+            h.machine.restore_wear(_stored_wear(stored).shifted(epoch_to_mono), now)
 
     # ------------------------------------------------------------------ running
 
@@ -389,7 +397,6 @@ class Service:
         if self.mrm is not None:  # Mining Rig Monitor (issue 9)
             self._mrm_task = asyncio.create_task(self.mrm.run(self._mrm_stop), name="mrm")
         # --- metrics endpoint (issue 7): optional, off by default; a bind failure is logged, not fatal
-        self.metrics: Any = None
         if self.config.metrics.enabled:
             from thermostat.adapters.metrics import MetricsServer
 
@@ -473,7 +480,7 @@ class Service:
             task.cancel()
         await asyncio.gather(*self._heater_tasks.values(), *self._tasks[1:], return_exceptions=True)
         self._publish_all_rooms()
-        if getattr(self, "metrics", None) is not None:  # metrics endpoint (issue 7)
+        if self.metrics is not None:  # metrics endpoint (issue 7)
             await self.metrics.close()
         if self.dashboard is not None:  # dashboard and local API (issue 13)
             await self.dashboard.close()
@@ -525,6 +532,8 @@ class Service:
             now = self.clock.monotonic()
             commands = machine.step(now)
             for command in commands:
+                if command.kind in (CommandKind.SOFT_ON, CommandKind.SOFT_OFF):
+                    self._persist_heater(h, [])  # before it is sent: a kill -9 now must not send it twice
                 try:
                     outcome = await self._execute(h, command)
                 except asyncio.CancelledError:  # stopping: whether it arrived is unknown, as after a timeout
@@ -614,15 +623,13 @@ class Service:
             return
         wall = self.clock.now().timestamp()
         mono = self.clock.monotonic()
-        wakes = list(old.wakes)
         last_change = old.last_onoff_change
         for ev in events:
             if ev.from_state == HeaterState.STANDBY and ev.to_state == HeaterState.WAKING:
                 h.wakes += 1
-                wakes.append(wall - (mono - ev.time))
             if ev.to_state in (HeaterState.RUNNING, HeaterState.STANDBY) and ev.from_state != ev.to_state:
                 last_change = wall - (mono - ev.time)
-        wakes = [w for w in wakes if w > wall - 3 * 3600]
+        wear = machine.export_wear(mono).shifted(wall - mono)
         wanted = machine.wanted_level
         h.persisted_wanted = wanted if wanted is not None else "standby"
         self.store.put_heater_state(
@@ -632,8 +639,14 @@ class Service:
                 confirmed_level=machine.confirmed_level,
                 controlled=h.controlled,
                 manual_level=h.manual_level,
-                wakes=tuple(wakes),
+                wakes=wear.wakes,
                 last_onoff_change=last_change,
+                on_since=wear.on_since,
+                off_since=wear.off_since,
+                level_since=wear.level_since,
+                wear_level=wear.level,
+                pending_soft=None if wear.pending is None else _PENDING_NAMES[wear.pending.kind],
+                pending_at_miner=None if wear.pending is None else wear.pending.at_miner_time,
             ),
             wall,
         )
@@ -863,8 +876,8 @@ class Service:
         room.last_energy_t = now
         if now - room.last_history >= self.timings.history_every_s:
             room.last_history = now
-            integral = getattr(room.control.controller, "integral_w", None)
-            if isinstance(integral, float):
+            integral = room.control.controller.learned_integral_w()
+            if integral is not None:
                 self.store.put_learned(f"pid_integral:{room.id}", integral, wall.timestamp())
             self.store.record_history(
                 wall.timestamp(), room=room.id, reading=room.filter.last_value,
@@ -1132,7 +1145,8 @@ class Service:
 def default_heater_settings(cfg: HeaterConfig) -> HeaterSettings:
     fan = -1 if cfg.fan == "auto" else int(cfg.fan)
     return HeaterSettings(
-        min_on_s=cfg.min_on, min_off_s=cfg.min_off, max_wakes_per_hour=cfg.max_wakes_per_hour, fan_pct=fan
+        min_on_s=cfg.min_on, min_off_s=cfg.min_off, max_wakes_per_hour=cfg.max_wakes_per_hour, fan_pct=fan,
+        fault_recover_s=cfg.fault_recover,
     )
 
 
@@ -1161,7 +1175,38 @@ def parse_forecast(payload: bytes) -> tuple[tuple[float, float], ...]:
     return tuple(sorted(out))
 
 
-def _controller_for(rcfg: RoomConfig, max_w: float) -> Any:
+_PENDING_NAMES: dict[CommandKind, Literal["soft_on", "soft_off"]] = {
+    CommandKind.SOFT_ON: "soft_on", CommandKind.SOFT_OFF: "soft_off",
+}
+_PENDING_KINDS = {name: kind for kind, name in _PENDING_NAMES.items()}
+
+
+def _stored_wear(stored: StoredHeater) -> HeaterWear:
+    """The wear in a stored heater row (epoch seconds), each value checked: the file may be old or edited by
+    hand, and a value that is not a finite number is dropped rather than trusted."""
+
+    def epoch(value: object) -> float | None:
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        return None
+
+    pending = None
+    kind = _PENDING_KINDS.get(stored.pending_soft) if isinstance(stored.pending_soft, str) else None
+    at = stored.pending_at_miner
+    if kind is not None and isinstance(at, int) and not isinstance(at, bool):
+        pending = PendingSoft(kind, at)
+    wakes = tuple(w for w in (epoch(v) for v in stored.wakes) if w is not None)
+    return HeaterWear(
+        wakes=wakes,
+        on_since=epoch(stored.on_since),
+        off_since=epoch(stored.off_since),
+        level_since=epoch(stored.level_since),
+        level=stored.wear_level if isinstance(stored.wear_level, str) else None,
+        pending=pending,
+    )
+
+
+def _controller_for(rcfg: RoomConfig, max_w: float) -> Controller:
     ctl = rcfg.control
     if ctl.mode == "mpc":
         return make_controller("mpc", max_w=max_w, horizon_h=ctl.horizon / 3600.0, margin_k=ctl.margin)
