@@ -950,6 +950,9 @@ class Service:
         now = self.clock.monotonic()
         result = room.filter.offer_payload(now, payload, room.cfg.sensor.json_key, offset=room.cfg.sensor.offset)
         if isinstance(result, Accepted):
+            if result.confirmed:
+                log.warning("room %s: reading jumped to %.1f °C and was confirmed by the readings since", room.id,
+                            result.value)
             self.counters["readings"] += 1
             room.readings += 1
             self._tick.set()
