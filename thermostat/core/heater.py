@@ -31,9 +31,10 @@ States (`HeaterState`)::
     RUNNING      verified hashing in `confirmed_level`; polled every `poll_interval_s`
     STOPPING     SOFT_OFF / PLUG_OFF / SET_LEVEL(lowest) sent, polling until standby is verified
     BACKOFF      a step failed; waiting (10 s, 20 s, ... 300 s), then POLL and reconcile
-    FAULT        `max_failures` consecutive failures: not `available`; parked in standby when it answers;
-                 polled every `fault_poll_s`; recovers (→ reconcile) after answering, healthy and
-                 parked, for `fault_recover_s`
+    FAULT        `max_failures` consecutive failures: not `available`; polled with a backoff capped at
+                 `fault_poll_s`; when it answers hashing it is held in its level while its room wants heat
+                 (`usable`) and parked in standby at once otherwise; recovers (→ reconcile) after
+                 `fault_recover_s` of good answers
 
 Every transition goes through `_go()`, which checks `TRANSITIONS` (an invalid one raises
 `InvalidTransition`) and records a `TransitionEvent`; `drain_events()` hands them out.
@@ -51,7 +52,13 @@ Decisions worth knowing (also in docs):
 * A model without standby and without a plug treats standby ↔ level as level changes: `min_level_dwell_s`
   applies, `min_on_s`/`min_off_s`/the wake cap do not (nothing is power-cycled).
 * FAULT parks the heater in standby (soft off; lowest level on a model without standby, also with a
-  plug, so that the recovery can be observed) and recovers after `fault_recover_s` of good answers.
+  plug, so that the recovery can be observed) when a safety rule or room off says standby, or when its
+  room, seeing it usable again, wants no heat from it; a miner that comes back hashing while its room
+  wants heat is kept hashing (no needless stop and wake). It recovers after `fault_recover_s` of good
+  answers.
+* Wear survives a restart: `export_wear()` gives the wake history, on/off/level since and a soft on/off
+  sent but not yet verified (with its miner-clock time); `restore_wear()` in a new machine, before its
+  first poll, carries them over, and a restart inside a soft on's lead waits for it instead of resending.
 * A chip temperature over `spec.chip_temp_limit_c` while hashing caps the heater one level below the
   level it is in (standby below the lowest) for `safety_hold_s`; a fan at 0 rpm while hashing caps it
   at standby. Allocator wants above the cap are clamped until the hold ends.
