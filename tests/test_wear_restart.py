@@ -9,6 +9,7 @@ Then the real thing: `thermostat run` as a process, real mosquitto, a simulated 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 from heater_fakes import EPOCH, FakeMiner, Harness
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from thermostat.adapters.store import Store
@@ -204,6 +205,53 @@ def test_shifted_moves_every_time_and_back(wakes: list[float], on: float | None,
     assert back.wakes == pytest.approx(wear.wakes, abs=1e-3)
     for a, b in ((back.on_since, on), (back.off_since, off), (back.level_since, level)):
         assert (a is None and b is None) or a == pytest.approx(b, abs=1e-3)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.floats(0, 1500) | st.sampled_from([5.0, 610.0, 620.0, 700.0]),  # delay before the want
+            st.sampled_from([None, "eco", "super"]),
+            st.none() | st.floats(0, 900) | st.sampled_from([1.0, 3.0, 6.0, 200.0]),  # a restart this long after
+        ),
+        min_size=1, max_size=12,
+    ),
+)
+def test_restarts_at_any_moment_never_break_the_wear_rules(
+    steps: list[tuple[float, str | None, float | None]]
+) -> None:
+    """Judged on the miner, not the machine: boots per sliding hour within the cap, and no boot sooner than
+    `min_off` after the miner went off, with restarts (export, new machine, restore) anywhere, also inside a
+    soft on/off lead."""
+    settings_ = HeaterSettings(min_on_s=600, min_off_s=600, max_wakes_per_hour=2)
+    h = Harness(HeaterMachine("h", MINI3, settings_, 0.0), FakeMiner(MINI3), max_dt=60.0)
+    events: list[tuple[float, int, str | None]] = []
+    t = 0.0
+    for delay, level, restart_after in steps:
+        t += delay
+        events.append((t, 1, level))
+        if restart_after is not None:
+            events.append((t + restart_after, 0, None))
+    for at, kind, level in sorted(events, key=lambda e: (e[0], e[1])):
+        h.run_until(at)
+        if kind == 0:
+            h = restart(h, settings_)
+        else:
+            h.want(level)
+    h.run_for(3 * 3600)
+    boots = h.miner.wakes
+    for b in boots:
+        assert sum(1 for x in boots if b - 3600.0 + 1e-6 < x <= b) <= 2, boots
+    offs = []
+    trace = h.miner._trace
+    for (_, prev_on, _, _), (t_off, on_at, _, _) in itertools.pairwise(trace):
+        if prev_on is not None and on_at is None:
+            offs.append(t_off)
+    for off in offs:
+        later = [b for b in boots if b > off]
+        if later:
+            assert later[0] - off >= settings_.min_off_s - 1e-6, (off, later[0], boots, offs)
 
 
 # ---------------------------------------------------------------- a real `thermostat run` process, kill -9
