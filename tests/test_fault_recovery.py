@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+from collections.abc import Callable
+from pathlib import Path
 
+import aiomqtt
 import pytest
 
 from thermostat.clock import ScaledClock
+from thermostat.config import load_config
 from thermostat.core.allocate import Allocator
 from thermostat.core.control import make_controller
 from thermostat.core.engine import NO_WORKING_HEATER, RoomControl, RoomDecision
@@ -23,6 +28,7 @@ from thermostat.domain.actions import Command, CommandKind, Outcome
 from thermostat.miners.avalon import Request, encode_json, execute_sync
 from thermostat.miners.client import MinerClient
 from thermostat.miners.models import MINI3
+from thermostat.service import Service
 from thermostat.sim.miner import SimMiner
 from thermostat.sim.server import close_server, serve_miner, server_port
 
@@ -210,4 +216,75 @@ async def test_hang_and_release_over_tcp(mode: str) -> None:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         miner.faults.hang = False
+        await close_server(server)
+
+
+# ---------------------------------------------------------------- the service tells the owner
+
+
+@pytest.mark.broker
+async def test_service_publishes_no_working_heater_while_its_only_miner_is_unreachable(
+    tmp_path: Path, mqtt_broker: object
+) -> None:
+    """The real Service (real mosquitto, simulated miner over TCP, clock 20x): while the room wants heat and its
+    only miner refuses every connection, the room's published reason and state say `no working heater`; once
+    the miner answers again, they no longer do."""
+    port: int = mqtt_broker.port  # type: ignore[attr-defined]
+    clock = ScaledClock(20.0)
+    miner = SimMiner(MINI3, time_fn=clock.epoch, boot_seconds=20, calibration_seconds=20, start_state="standby")
+    server = await serve_miner(miner, "127.0.0.1", 0)
+    path = tmp_path / "house.yaml"
+    path.write_text(f"""mqtt: {{host: 127.0.0.1, port: {port}, base_topic: thermo-nwh, client_id: thermo-nwh}}
+rooms:
+  living:
+    sensor: {{topic: sensors/nwh, json_key: temperature, stale_after: 10m}}
+    target: 21
+    control: {{mode: hysteresis}}
+    heaters: [m1]
+heaters:
+  m1: {{host: 127.0.0.1, port: {server_port(server)}, model: mini3}}
+state: {{path: {tmp_path / 'state.db'}}}
+""")
+    service = Service(load_config(path), clock=clock)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    seen: dict[str, str] = {}
+
+    async def watch() -> None:
+        async with aiomqtt.Client("127.0.0.1", port) as client:
+            await client.subscribe("thermo-nwh/room/living/#")
+            async for msg in client.messages:
+                seen[str(msg.topic)] = bytes(msg.payload).decode()  # type: ignore[arg-type]
+
+    watcher = asyncio.create_task(watch())
+
+    async def until(pred: Callable[[], bool], real_s: float, what: str) -> None:
+        deadline = asyncio.get_running_loop().time() + real_s
+        while asyncio.get_running_loop().time() < deadline:
+            if pred():
+                return
+            async with aiomqtt.Client("127.0.0.1", port) as client:
+                await client.publish("sensors/nwh", json.dumps({"temperature": 18.0}), qos=1)
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"timed out waiting for {what}; seen {seen}")
+
+    def reason() -> str:
+        return seen.get("thermo-nwh/room/living/reason", "")
+
+    def problems() -> list[str]:
+        state = seen.get("thermo-nwh/room/living/state")
+        return list(json.loads(state).get("problems", [])) if state else []
+
+    try:
+        await until(lambda: miner.hashing, 30, "the miner heating")
+        miner.faults.refuse_connections = True
+        await until(lambda: reason() == NO_WORKING_HEATER and NO_WORKING_HEATER in problems(), 30,
+                    "no working heater published")
+        miner.faults.refuse_connections = False
+        await until(lambda: reason().startswith("demand") and not problems(), 30, "the problem cleared")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
         await close_server(server)
