@@ -91,7 +91,6 @@ def _room_json(service: Service, room: RoomRuntime, reason: str) -> str:
         "preset": None if shown_preset(room) == "none" else shown_preset(room),
         "demand_w": room.decision.demand_w if room.decision else None,
         "reason": room.decision.reason if room.decision else None,
-        "problems": list(room.decision.problems) if room.decision else [],
         "energy_kwh": round(room.energy_kwh, 4),
         "rejected_readings": {k: n for k, n in room.filter.counters().items() if k != "accepted"},
         "remote_off": [h.id for h in room.heaters if h.remote_off],
