@@ -279,7 +279,7 @@ state: {{path: {tmp_path / 'state.db'}}}
     try:
         await until(lambda: miner.hashing, 30, "the miner heating")
         miner.faults.refuse_connections = True
-        await until(lambda: reason() == NO_WORKING_HEATER and state_reason() == NO_WORKING_HEATER, 30,
+        await until(lambda: reason().startswith(NO_WORKING_HEATER) and state_reason() == NO_WORKING_HEATER, 30,
                     "no working heater published")
         miner.faults.refuse_connections = False
         await until(lambda: reason().startswith("demand") and state_reason().startswith("demand"), 30,
