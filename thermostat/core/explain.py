@@ -21,7 +21,7 @@ HoldCode = Literal[
     "unidentified",  # model not probed yet (model: auto)
     "remote_off",  # Mining Rig Monitor's remote switch holds it in standby
     "manual",  # taken out of the thermostat's control: a manual level
-    "fault",  # too many consecutive failures: parked, polled now and then
+    "fault",  # too many consecutive failures: polled at least every minute, parked or held until it recovers
     "backoff",  # a step failed, retrying
     "safety_cap",  # over-temperature or dead fan: capped for a while
     "min_off",  # minimum off time before the next wake
