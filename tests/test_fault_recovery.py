@@ -25,9 +25,10 @@ from thermostat.core.control import make_controller
 from thermostat.core.engine import NO_WORKING_HEATER, RoomControl, RoomDecision
 from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState, TransitionEvent
 from thermostat.domain.actions import Command, CommandKind, Outcome
-from thermostat.miners.avalon import Request, encode_json, execute_sync
+from thermostat.miners.avalon import Request, encode_json
 from thermostat.miners.client import MinerClient
 from thermostat.miners.models import MINI3
+from thermostat.miners.protocols import execute_sync
 from thermostat.service import Service
 from thermostat.sim.miner import SimMiner
 from thermostat.sim.server import close_server, serve_miner, server_port

@@ -10,14 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thermostat.config import load_config
+from thermostat.config import ConfigError, load_config
 from thermostat.core.allocate import Allocator
 from thermostat.core.control import make_controller
 from thermostat.core.engine import RoomControl, StuckSensor
 from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState
 from thermostat.core.sensor import Accepted, Rejected, RejectReason, SensorFilter
-from thermostat.miners.avalon import Request, encode_json, execute_sync
+from thermostat.miners.avalon import Request, encode_json
 from thermostat.miners.models import MINI3
+from thermostat.miners.protocols import execute_sync
+from thermostat.service import Service
 from thermostat.sim.miner import SimMiner
 
 T0 = 1_767_225_600.0
@@ -181,8 +183,6 @@ def test_stuck_sensor_raises_a_problem_and_stands_the_room_by() -> None:
 
 
 def test_config_keys_reach_the_filter_the_detector_and_the_heater(tmp_path: Path) -> None:
-    from thermostat.service import Service
-
     path = tmp_path / "house.yaml"
     path.write_text(f"""rooms:
   living:
@@ -206,8 +206,6 @@ state: {{path: {tmp_path / 'state.db'}}}
 
 @pytest.mark.parametrize("bad", ["confirm_readings: 1", "confirm_after: 0s", "stuck_after: 0s"])
 def test_bad_judgement_settings_are_config_errors(tmp_path: Path, bad: str) -> None:
-    from thermostat.config import ConfigError
-
     path = tmp_path / "house.yaml"
     path.write_text(f"""rooms:
   living:
