@@ -44,12 +44,15 @@ NO_WORKING_HEATER = "no working heater"
 @dataclass
 class StuckSensor:
     """A sensor stuck at one value: the room was heated at >= `min_fraction` of its capacity for `window_s`
-    and the reading never moved by `band_k` or more. Latched until the reading moves by `band_k` from the
-    value it was stuck at (the room, in standby meanwhile, cools and a live sensor shows it)."""
+    and the reading never moved by `band_k` or more, nor rose by `rise_k` over the window (a room heated hard
+    that warms, even slowly towards its balance, has a live sensor: a capacity-limited warm-up can take hours
+    to gain 0.2 K). Latched until the reading moves by `band_k` from the value it was stuck at (the room, in
+    standby meanwhile, cools and a live sensor shows it)."""
 
     window_s: float = 3 * 3600.0
     band_k: float = 0.2
     min_fraction: float = 0.5
+    rise_k: float = 0.05
     _ref: float | None = None  # the reading the current window started with
     _since: float | None = None  # start of the current window (heated enough, reading within the band)
     stuck_at: float | None = None  # the value it is stuck at, while latched
@@ -80,8 +83,11 @@ class StuckSensor:
         elif self._since is None:
             self._since = now
         if self._since is not None and now - self._since >= self.window_s:
-            self.stuck_at = self._ref
-            self._since = None
+            if reading - self._ref >= self.rise_k:  # warming slowly: alive; judge the next window afresh
+                self._ref, self._since = reading, now
+            else:
+                self.stuck_at = self._ref
+                self._since = None
         return self.stuck
 
 
