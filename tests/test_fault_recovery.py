@@ -24,10 +24,11 @@ from thermostat.core.allocate import Allocator
 from thermostat.core.control import make_controller
 from thermostat.core.engine import NO_WORKING_HEATER, RoomControl, RoomDecision
 from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState, TransitionEvent
-from thermostat.domain.actions import Command, CommandKind, Outcome
+from thermostat.domain.actions import Command, CommandKind, Outcome, OutcomeKind
+from thermostat.domain.snapshot import MinerState, Snapshot
 from thermostat.miners.avalon import Request, encode_json
 from thermostat.miners.client import MinerClient
-from thermostat.miners.models import MINI3
+from thermostat.miners.models import MINI3, NANO3S
 from thermostat.miners.protocols import execute_sync
 from thermostat.service import Service
 from thermostat.sim.miner import SimMiner
@@ -291,3 +292,27 @@ state: {{path: {tmp_path / 'state.db'}}}
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
         await close_server(server)
+
+
+def test_a_park_refused_busy_in_fault_is_retried_after_the_busy_delay_not_at_once() -> None:
+    """Found by tests/test_heater_props.py: a Nano 3S parked (lowest level) while it calibrates answers BUSY; the
+    machine must not resend the park at the same instant for ever."""
+    m = HeaterMachine("n", NANO3S, HeaterSettings(max_failures=1), now=0.0)
+    m.want("high", 0.0)
+    (first,) = m.step(0.0)
+    m.on_outcome(first, Outcome(OutcomeKind.UNREACHABLE), 0.0)
+    assert m.state == S.FAULT
+    m.want(None, 1.0, reason="room off", safety=True)
+    high = NANO3S.level("high")
+    hashing = Snapshot(state=MinerState.MINING, workmode=high.workmode, worklevel=high.worklevel, calibrated=False,
+                       uptime_s=100, miner_time=1000, chip_temp_max_c=70.0, fan_rpm=3000, power_w=high.wall_w)
+    t = 20.0
+    (poll,) = m.step(t)
+    assert poll.kind == K.POLL
+    m.on_outcome(poll, Outcome(OutcomeKind.OK, snapshot=hashing), t)
+    (park,) = m.step(t)
+    assert park.kind == K.SET_LEVEL and park.level == NANO3S.bottom_level.name
+    m.on_outcome(park, Outcome(OutcomeKind.BUSY, "is caling"), t)
+    assert m.step(t) == [] and m.step(t + 5.0) == []
+    again = m.step(t + m.settings.busy_retry_s)
+    assert [c.kind for c in again] == [K.SET_LEVEL]

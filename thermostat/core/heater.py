@@ -930,8 +930,8 @@ class HeaterMachine:
         k = out.kind
         what = f"{cmd.kind.value} {k.value}" + (f": {out.message}" if out.message else "")
         if st == S.FAULT:  # a park command: its effect is read back by the next poll
-            if k == OutcomeKind.BUSY:
-                self._park_sent_at = NEVER
+            if k == OutcomeKind.BUSY:  # calibrating: park again after the BUSY delay, not at once (no hot loop)
+                self._park_sent_at = now - self.settings.soft_retry_s + self.settings.busy_retry_s
             self._next_at = now + self.settings.poll_interval_s
             return
         if cmd.kind in (CommandKind.SOFT_ON, CommandKind.SOFT_OFF, CommandKind.PLUG_ON, CommandKind.PLUG_OFF):
