@@ -61,7 +61,9 @@ HEATER_STATES: tuple[str, ...] = (
     "fault",
 )
 
-ROOM_STATE_LEAVES = ("current_temp", "target", "mode", "action", "preset", "energy", "cost", "state", "error")
+ROOM_STATE_LEAVES = (
+    "current_temp", "humidity", "target", "mode", "action", "preset", "energy", "cost", "state", "error",
+)
 ROOM_COMMANDS = ("target", "mode", "preset", "override")
 HEATER_STATE_LEAVES = (
     "power",
@@ -94,6 +96,7 @@ class RoomInfo:
     max_temp: float = 26.0
     presets: tuple[str, ...] = ()  # the schedule's preset names; "none" is implicit in HA
     currency: str | None = None  # set → a cost sensor
+    humidity: bool = False  # a sensor may send humidity → the climate shows `current_humidity`
 
 
 @dataclass(frozen=True)
@@ -363,6 +366,8 @@ def climate_config(t: Topics, room: RoomInfo) -> Discovery:
             "json_attributes_topic": t.room(room.id, "state"),
         }
     )
+    if room.humidity:
+        payload["current_humidity_topic"] = t.room(room.id, "humidity")
     presets = [p for p in room.presets if p != "none"]
     if presets:  # HA requires the preset list and command topic together, and adds "none" itself
         payload["preset_modes"] = presets
@@ -582,8 +587,9 @@ def discovery_for_service(service: Any) -> Iterator[Discovery]:
     for room_id, runtime in service.rooms.items():
         rcfg = runtime.cfg
         presets = room_presets(runtime.schedule.presets)
+        humidity = any(sc.json_key is not None and sc.humidity_key is not None for sc in rcfg.all_sensors)
         rooms.append(RoomInfo(room_id, rcfg.name or room_id, float(rcfg.limits.min_c), float(rcfg.limits.max_c),
-                              presets, currency))
+                              presets, currency, humidity))
     for hid, h in service.heaters.items():
         spec = h.spec if h.spec is not None else MODELS.get(h.cfg.model)
         levels = tuple(h.cfg.levels) if h.cfg.levels else (spec.level_names if spec is not None else ())

@@ -37,7 +37,15 @@ from thermostat.core.engine import RoomControl, RoomDecision
 from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState, TransitionEvent
 from thermostat.core.mpc import MpcController
 from thermostat.core.schedule import Away, Override, Schedule, Target, effective_target, target_at
-from thermostat.core.sensor import Accepted, BadReading, SensorFilter, parse_payload
+from thermostat.core.sensor import (
+    Accepted,
+    BadReading,
+    Combine,
+    RoomSensors,
+    SensorFilter,
+    parse_optional,
+    parse_payload,
+)
 from thermostat.core.tariff import DynamicPrice
 from thermostat.core.thermal_model import Sample, ThermalModel, fit
 from thermostat.domain.actions import Command, CommandKind, Outcome, OutcomeKind
@@ -98,7 +106,7 @@ class RoomRuntime:
     id: str
     cfg: RoomConfig
     schedule: Schedule
-    filter: SensorFilter
+    filter: RoomSensors  # one filter per configured sensor, read as their combination
     control: RoomControl
     heaters: list[HeaterRuntime]
     state: RoomState
@@ -111,6 +119,8 @@ class RoomRuntime:
     sensor_lost: bool = False  # logged once when the reading goes missing, once when it is back
     started_at: float = 0.0  # monotonic time this room's sensor filter was made (start, or a reload changing it)
     safety_reason: str | None = None  # the safety standby last logged
+    humidity: float | None = None  # % from the newest sensor message that carried one
+    humidity_at: float | None = None  # monotonic time of that message
     control_failed: bool = False  # the last control step of this room raised (its heaters were sent to standby)
     cost: float = 0.0  # since start, at the price in force (tariff or price topic)
     forecast: Forecast | None = None  # what mpc was last given (coming targets, outdoor, prices)
@@ -242,7 +252,8 @@ class Service:
                 and old_room.cfg.heaters == rcfg.heaters and all(hid in kept for hid in rcfg.heaters)
                 and previous.config.safety.on_sensor_loss == cfg.safety.on_sensor_loss
             )
-            keep_filter = old_room is not None and old_room.cfg.sensor == rcfg.sensor
+            keep_filter = (old_room is not None and old_room.cfg.all_sensors == rcfg.all_sensors
+                           and old_room.cfg.combine == rcfg.combine)
             if keep_control:
                 assert old_room is not None
                 control = old_room.control
@@ -263,8 +274,8 @@ class Service:
                 id=room_id,
                 cfg=rcfg,
                 schedule=cfg.schedule_for(room_id),
-                filter=old_room.filter if keep_filter and old_room is not None else SensorFilter(
-                    stale_after_s=rcfg.sensor.stale_after),
+                filter=old_room.filter if keep_filter and old_room is not None else RoomSensors(
+                    [SensorFilter(stale_after_s=sc.stale_after) for sc in rcfg.all_sensors], Combine(rcfg.combine)),
                 control=control,
                 heaters=[self.heaters[hid] for hid in rcfg.heaters],
                 state=self.store.get_room_state(room_id),
@@ -275,6 +286,8 @@ class Service:
                 room.last_energy_t, room.last_history = old_room.last_energy_t, old_room.last_history
                 room.readings, room.sensor_lost = old_room.readings, old_room.sensor_lost
                 room.safety_reason = old_room.safety_reason
+                if keep_filter:
+                    room.humidity, room.humidity_at = old_room.humidity, old_room.humidity_at
                 if keep_control:
                     room.decision, room.target = old_room.decision, old_room.target
             self.rooms[room_id] = room
@@ -364,8 +377,8 @@ class Service:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then carry out the exit action and close."""
-        for room in self.rooms.values():
-            self.link.subscribe(room.cfg.sensor.topic)
+        for sensor_topic in sorted({sc.topic for room in self.rooms.values() for sc in room.cfg.all_sensors}):
+            self.link.subscribe(sensor_topic)
         for command_filter in self.topics.command_filters():
             self.link.subscribe(command_filter)
         self.link.subscribe(f"{self.config.mqtt.discovery_prefix}/status")
@@ -684,9 +697,9 @@ class Service:
         target = self._target(room, wall)
         room.target = target
         temp = min(max(target.temp, room.cfg.limits.min_c), room.cfg.limits.max_c)
-        measured = room.filter.last_value
+        measured = room.filter.value(now)  # the fresh sensors' combination (the newest reading when all are stale)
         sensor_ok = measured is not None and not room.filter.is_stale(now)
-        if measured is None and now - room.started_at < room.cfg.sensor.stale_after:
+        if measured is None and now - room.started_at < room.cfg.stale_after:
             # Just started and no reading yet: hold what was resumed from the store rather than call the
             # sensor lost (a restart must not switch heaters off). After `stale_after` the safety rule applies.
             return
@@ -759,8 +772,9 @@ class Service:
             seen = room.filter.last_value
             last = f"last reading {seen:.1f} °C" if seen is not None else "no reading since the start"
             self.limited.warning(("sensor", room.id, "lost"),
-                                 "room %s: no temperature reading for more than %.0f s (%s, topic %s); %s",
-                                 room.id, room.cfg.sensor.stale_after, last, room.cfg.sensor.topic,
+                                 "room %s: no temperature reading for more than %.0f s (%s, topics %s); %s",
+                                 room.id, room.cfg.stale_after, last,
+                                 ", ".join(sc.topic for sc in room.cfg.all_sensors),
                                  "heaters at their lowest level" if decision is not None and "lowest" in decision.reason
                                  else "heaters to standby")
         elif room.sensor_lost and not lost and room.filter.last_value is not None and decision is not None:
@@ -888,10 +902,14 @@ class Service:
     def _dispatch(self, msg: Message) -> None:
         if self._on_weather_or_price(msg):
             return
-        for room in self.rooms.values():
-            if msg.topic == room.cfg.sensor.topic:
-                self._on_reading(room, msg.payload)
-                return
+        matched = False
+        for room in self.rooms.values():  # a topic may feed several rooms, or several sensors of one room
+            for index, sc in enumerate(room.cfg.all_sensors):
+                if msg.topic == sc.topic:
+                    self._on_reading(room, index, msg.payload)
+                    matched = True
+        if matched:
+            return
         if msg.topic == f"{self.config.mqtt.discovery_prefix}/status":
             if msg.payload.strip().lower() == b"online":
                 self._publish_discovery()
@@ -933,12 +951,17 @@ class Service:
             return True
         return False
 
-    def _on_reading(self, room: RoomRuntime, payload: bytes) -> None:
+    def _on_reading(self, room: RoomRuntime, index: int, payload: bytes) -> None:
         now = self.clock.monotonic()
-        result = room.filter.offer_payload(now, payload, room.cfg.sensor.json_key, offset=room.cfg.sensor.offset)
+        sc = room.cfg.all_sensors[index]
+        result = room.filter.filters[index].offer_payload(now, payload, sc.json_key, offset=sc.offset)
         if isinstance(result, Accepted):
             self.counters["readings"] += 1
             room.readings += 1
+            if sc.json_key is not None and sc.humidity_key is not None:
+                humidity = parse_optional(payload, sc.humidity_key)
+                if humidity is not None and 0.0 <= humidity <= 100.0:
+                    room.humidity, room.humidity_at = humidity, now
             self._tick.set()
         else:
             self.counters["readings_rejected"] += 1

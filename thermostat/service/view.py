@@ -65,6 +65,29 @@ def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.isoformat(timespec="seconds")
 
 
+def room_humidity(service: Service, room: RoomRuntime) -> float | None:
+    """The room's relative humidity (%), if a sensor message carried one within the room's `stale_after`."""
+    if room.humidity is None or room.humidity_at is None:
+        return None
+    if service.clock.monotonic() - room.humidity_at > room.cfg.stale_after:
+        return None
+    return room.humidity
+
+
+def sensor_views(service: Service, room: RoomRuntime) -> list[dict[str, Any]]:
+    """Each configured sensor of the room: topic, its own last reading, age and staleness."""
+    now = service.clock.monotonic()
+    out = []
+    for sc, f in zip(room.cfg.all_sensors, room.filter.filters, strict=True):
+        out.append({
+            "topic": sc.topic,
+            "reading": f.last_value,
+            "age_s": None if f.last_time is None else round(now - f.last_time, 1),
+            "stale": f.is_stale(now),
+        })
+    return out
+
+
 def room_view(service: Service, room: RoomRuntime) -> dict[str, Any]:
     now, wall = service.clock.monotonic(), service.clock.now()
     tz = room_tz(room)
@@ -76,7 +99,10 @@ def room_view(service: Service, room: RoomRuntime) -> dict[str, Any]:
     return {
         "id": room.id,
         "name": room.cfg.name or room.id,
-        "reading": room.filter.last_value,
+        "reading": room.filter.value(now),
+        "humidity": room_humidity(service, room),
+        "combine": room.cfg.combine,
+        "sensors": sensor_views(service, room),
         "reading_age_s": None if last_time is None else round(now - last_time, 1),
         "stale": room.filter.is_stale(now),
         "target": temp,
