@@ -16,8 +16,13 @@ Topic layout (``<base>`` is ``mqtt.base_topic``, default ``thermostat``; docs/mq
 
 Discovery: one retained config per entity at ``<prefix>/<component>/<unique_id>/config`` (object id =
 unique id, no node id). One HA device per room (the climate entity, energy and cost sensors) and one
-per miner (sensors, level select, "controlled" switch, reboot button) with ``via_device`` its room, and one
-for the service itself with a ``problem`` binary sensor (the problem text is an attribute).
+per miner (sensors, level select, "controlled" switch, reboot button) with the room's name as its own
+``suggested_area``, and one for the service itself with a ``problem`` binary sensor (the problem text is an
+attribute). A miner's device does not point at its room's device (no ``via_device``): HA takes
+``suggested_area`` only when it creates a device, and retained configs reach it in topic order (``button`` and
+``select`` before ``climate``), so a miner payload naming the room device could make HA register that device
+first without its area. Every payload that does name the room device (climate, energy, cost) carries its full
+device block with ``suggested_area``.
 
 Rules of current Home Assistant honoured here (they fail silently otherwise): no ``object_id``
 (``default_entity_id`` instead), ``temperature_unit`` ``C``, ``precision`` 0.1, ``preset_modes``
@@ -110,6 +115,7 @@ class HeaterInfo:
     inlet_sensor: bool = True
     host: str | None = None
     remote: bool = False  # reported to Mining Rig Monitor: a "Remote switch" sensor (on | off)
+    area: str | None = None  # the room's display name: HA's suggested area for the miner's device
 
 
 BOOST = "boost"
@@ -259,8 +265,9 @@ def heater_device(t: Topics, heater: HeaterInfo) -> dict[str, Any]:
         "name": heater.name,
         "manufacturer": "Canaan",
         "model": spec.display if spec is not None else "Avalon (model not yet identified)",
-        "via_device": t.room_device_id(heater.room),
     }
+    if heater.area:
+        dev["suggested_area"] = heater.area
     if heater.host:
         dev["configuration_url"] = f"http://{heater.host}/"
     return dev
@@ -552,8 +559,8 @@ def heater_reboot_button_config(t: Topics, heater: HeaterInfo) -> Discovery:
 def discovery_payloads(
     t: Topics, rooms: Iterable[RoomInfo], heaters: Iterable[HeaterInfo], expire_after_s: int | None = None
 ) -> list[Discovery]:
-    """Every discovery config for a house: the service's problem sensor, then rooms (so via_device targets exist
-    first), then heaters."""
+    """Every discovery config for a house: the service's problem sensor and away entities, then rooms, then
+    heaters."""
     out: list[Discovery] = [service_problem_config(t), *service_away_configs(t)]
     for room in rooms:
         out.append(climate_config(t, room))
@@ -605,6 +612,7 @@ def discovery_for_service(service: Any) -> Iterator[Discovery]:
                 inlet_sensor=spec.inlet_sensor if spec is not None else True,
                 host=h.cfg.host,
                 remote=service.mrm is not None and hid in service.mrm.heaters,
+                area=service.config.rooms[h.room_id].name or h.room_id,
             )
         )
     yield from discovery_payloads(t, rooms, heaters)
