@@ -575,6 +575,38 @@ def discovery_payloads(
     return out
 
 
+ROOM_RETAINED_LEAVES = (*ROOM_STATE_LEAVES, "demand", "reason")  # every retained leaf a room publishes
+
+
+def published_record(t: Topics, discovery: Iterable[Discovery], rooms: Iterable[str],
+                     heaters: Iterable[str]) -> dict[str, list[str]]:
+    """What a run announces and leaves retained on the broker, remembered (in the state file) so that the next
+    start or reload can delete what is gone: discovery config topics, and the rooms' and heaters' state topics."""
+    state = [t.room(r, leaf) for r in rooms for leaf in ROOM_RETAINED_LEAVES]
+    state += [t.heater(h, leaf) for h in heaters for leaf in HEATER_STATE_LEAVES]
+    return {"configs": sorted(topic for topic, _ in discovery), "state": sorted(state)}
+
+
+def _clean_topics(value: Any, prefix: str) -> set[str]:
+    """The topics of a stored record that are safe to clear: strings under `prefix`, no wildcards."""
+    if not isinstance(value, list):
+        return set()
+    return {v for v in value if isinstance(v, str) and v.startswith(prefix) and len(v) < 1000
+            and "+" not in v and "#" not in v and "\x00" not in v}
+
+
+def gone_messages(t: Topics, previous: Any, current: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """Empty retained payloads for what the previous run announced and this one does not: HA deletes an entity
+    (and a device left without entities) on an empty config, and the broker forgets an empty retained state.
+    `previous` comes from the state file: anything malformed is ignored, never published."""
+    if not isinstance(previous, dict):
+        return []
+    configs = _clean_topics(previous.get("configs"), t.discovery_prefix + "/") - set(current["configs"])
+    state = _clean_topics(previous.get("state"), t.base + "/") - set(current["state"])
+    return [(topic, "") for topic in sorted(configs) if topic.endswith("/config")] + [
+        (topic, "") for topic in sorted(state)]
+
+
 def removal_payloads(discovery: Iterable[Discovery]) -> list[tuple[str, str]]:
     """Empty retained payloads that delete these entities from HA (publish with retain=True)."""
     return [(topic, "") for topic, _ in discovery]

@@ -136,7 +136,8 @@ def heater_state_messages(service: Service, h: HeaterRuntime) -> Iterator[tuple[
     hv = view.heater_view(service, h)
     yield f"{base}/reason", hv["reason"]
     yield f"{base}/attributes", json.dumps(
-        {k: hv[k] for k in ("reason", "hold", "wanted", "control", "manual_level", "watts")}, default=str)
+        {k: hv[k] for k in ("reason", "hold", "wanted", "control", "manual_level", "watts", "follows", "follows_at")},
+        default=str)
     if service.mrm is not None and h.id in service.mrm.heaters:  # Mining Rig Monitor remote switch
         yield f"{base}/remote", "off" if h.remote_off else "on"
 

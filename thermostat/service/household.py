@@ -72,6 +72,9 @@ class ServiceTimings:
     publish_every_s: float = 10.0  # heater telemetry publish period
 
 
+DISCOVERY_RECORD = "ha_published"  # the store's record of what was announced to Home Assistant (ha.published_record)
+
+
 @dataclass
 class HeaterRuntime:
     id: str
@@ -1079,6 +1082,10 @@ class Service:
             task.add_done_callback(self._background.discard)
         self._persist_heater(h, [])
         log.info("heater %s: %s", h.id, cmd)
+        try:  # show the change at once (HA's select and switch), with when the miner will follow
+            self._publish_heater(h)
+        except Exception:
+            self.limited.log(logging.ERROR, ("publish", h.id), "heater %s: state not published", h.id, exc_info=True)
         self._tick.set()
         return None
 
@@ -1112,8 +1119,17 @@ class Service:
     # ------------------------------------------------------------------ MQTT out
 
     def _publish_discovery(self) -> None:
-        for topic, payload in ha_bridge.discovery_messages(self):
+        discovery = list(ha_bridge.discovery_messages(self))
+        t = ha.Topics(self.base, self.config.mqtt.discovery_prefix)
+        current = ha.published_record(t, discovery, self.rooms, self.heaters)
+        saved = self.store.get_learned(DISCOVERY_RECORD)
+        # a room or heater deleted from the configuration: its entities leave HA, its retained state the broker
+        for topic, empty in ha.gone_messages(t, saved[0] if saved is not None else None, current):
+            self.link.publish_nowait(topic, empty, retain=True)
+        for topic, payload in discovery:
             self.link.publish_nowait(topic, json.dumps(payload), retain=True)
+        if saved is None or saved[0] != current:
+            self.store.put_learned(DISCOVERY_RECORD, current, self.clock.now().timestamp())
 
     def _publish_all_rooms(self) -> None:
         for room in self.rooms.values():

@@ -11,7 +11,14 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from thermostat import __version__
-from thermostat.core.explain import HeaterHold, describe_hold, describe_target, explain_heater, wall_time
+from thermostat.core.explain import (
+    HeaterHold,
+    describe_hold,
+    describe_target,
+    explain_follow,
+    explain_heater,
+    wall_time,
+)
 
 __all__ = ["describe_target", "heater_reason", "room_reason", "room_tz", "state_document"]
 
@@ -151,6 +158,23 @@ def heater_view(service: Service, h: HeaterRuntime) -> dict[str, Any]:
             "detail": hold.detail,
         },
         "reason": describe_hold(hold, now, wall, tz),
+        **follow_view(service, h),
+    }
+
+
+def follow_view(service: Service, h: HeaterRuntime) -> dict[str, Any]:
+    """When the miner will follow what it was last told (a manual level, or its room's want): `follows` in words
+    ("now" or e.g. "level dwell 40 s") and `follows_at` (local time, when known)."""
+    now, wall = service.clock.monotonic(), service.clock.now()
+    if h.remote_off:
+        return {"follows": describe_hold(HeaterHold("remote_off"), now, wall), "follows_at": None}
+    machine = h.machine
+    level = h.manual_level if not h.controlled else (machine.wanted_level if machine is not None else None)
+    hold = explain_follow(machine, now, level)
+    tz = room_tz(service.rooms[h.room_id])
+    return {
+        "follows": "now" if hold is None else describe_hold(hold, now, wall, tz),
+        "follows_at": None if hold is None or hold.until is None else _iso(wall_time(hold.until, now, wall, tz)),
     }
 
 
