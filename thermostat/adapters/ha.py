@@ -149,6 +149,10 @@ class Topics:
         return f"{self.base}/status"
 
     @property
+    def outdoor(self) -> str:
+        return f"{self.base}/outdoor"
+
+    @property
     def problem(self) -> str:
         return f"{self.base}/problem"
 
@@ -337,6 +341,23 @@ def service_away_configs(t: Topics) -> list[Discovery]:
         "pattern": AWAY_UNTIL_PATTERN,
     })
     return [(t.discovery("switch", uid), switch), (t.discovery("text", uid_until), text)]
+
+
+def outdoor_sensor_config(t: Topics) -> Discovery:
+    """The house's outdoor temperature (config `outdoor:`), on the service's device."""
+    uid = f"{t.service_device_id}_outdoor"
+    payload = _common(t, uid, service_device(t), f"sensor.{t.node}_outdoor_temperature")
+    payload.update(
+        {
+            "name": "Outdoor temperature",
+            "device_class": "temperature",
+            "state_class": "measurement",
+            "unit_of_measurement": "°C",
+            "suggested_display_precision": 1,
+            "state_topic": t.outdoor,
+        }
+    )
+    return t.discovery("sensor", uid), payload
 
 
 def _common(t: Topics, unique_id: str, device: dict[str, Any], default_entity_id: str) -> dict[str, Any]:
@@ -557,11 +578,14 @@ def heater_reboot_button_config(t: Topics, heater: HeaterInfo) -> Discovery:
 
 
 def discovery_payloads(
-    t: Topics, rooms: Iterable[RoomInfo], heaters: Iterable[HeaterInfo], expire_after_s: int | None = None
+    t: Topics, rooms: Iterable[RoomInfo], heaters: Iterable[HeaterInfo], expire_after_s: int | None = None,
+    *, outdoor: bool = False,
 ) -> list[Discovery]:
-    """Every discovery config for a house: the service's problem sensor and away entities, then rooms, then
-    heaters."""
+    """Every discovery config for a house: the service's problem sensor, away entities (and outdoor temperature),
+    then rooms, then heaters."""
     out: list[Discovery] = [service_problem_config(t), *service_away_configs(t)]
+    if outdoor:
+        out.append(outdoor_sensor_config(t))
     for room in rooms:
         out.append(climate_config(t, room))
         out.append(room_energy_config(t, room))
@@ -647,7 +671,7 @@ def discovery_for_service(service: Any) -> Iterator[Discovery]:
                 area=service.config.rooms[h.room_id].name or h.room_id,
             )
         )
-    yield from discovery_payloads(t, rooms, heaters)
+    yield from discovery_payloads(t, rooms, heaters, outdoor=cfg.outdoor is not None and cfg.outdoor.topic is not None)
 
 
 # --- commands -------------------------------------------------------------------------------------

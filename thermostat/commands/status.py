@@ -85,6 +85,10 @@ def render(doc: dict[str, Any]) -> str:
     lines = [f"thermostat {doc.get('version', '?')} at {doc.get('time', '?')}"
              + ("" if doc.get("mqtt_connected") else "  (MQTT broker not connected)")]
     heaters = {h["id"]: h for h in doc.get("heaters", [])}
+    outdoor = doc.get("outdoor")
+    if outdoor:
+        shown = None if outdoor.get("stale") else outdoor.get("reading")
+        lines.append(f"outdoor {_num(shown, 1, ' °C')} ({_age(outdoor.get('age_s'))})")
     for room in doc.get("rooms", []):
         lines.append("")
         stale = ", stale" if room.get("stale") and room.get("reading") is not None else ""

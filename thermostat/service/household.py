@@ -808,6 +808,13 @@ class Service:
             self.problems.changed = False
             self._publish_problems()
 
+    def _publish_outdoor(self) -> None:
+        """`<base>/outdoor` (retained) for Home Assistant's sensor on the service device."""
+        if self.config.outdoor is not None and self.config.outdoor.topic is not None:
+            value = self._outdoor(self.clock.monotonic())
+            self.link.publish_nowait(f"{self.base}/outdoor", ha_bridge.UNKNOWN if value is None else f"{value:.1f}",
+                                     retain=True)
+
     def _outdoor(self, now: float) -> float | None:
         cfg = self.config.outdoor
         if cfg is None or self.outdoor_c is None or self.outdoor_at is None or now - self.outdoor_at > cfg.stale_after:
@@ -941,6 +948,7 @@ class Service:
                     raise BadReading(f"outdoor {value} °C is implausible")
                 self.outdoor_c, self.outdoor_at = value, now
                 self.store.record_outdoor(self.clock.now().timestamp(), value)
+                self._publish_outdoor()
                 return True
             if outdoor is not None and msg.topic == outdoor.forecast_topic:
                 self.outdoor_forecast = parse_forecast(msg.payload)
@@ -1134,6 +1142,7 @@ class Service:
     def _publish_all_rooms(self) -> None:
         for room in self.rooms.values():
             self._publish_room(room)
+        self._publish_outdoor()
         self._publish_problems()
         self._publish_away()
 

@@ -187,4 +187,20 @@ def state_document(service: Service) -> dict[str, Any]:
         "away": service.away.document(),
         "rooms": [room_view(service, room) for room in service.rooms.values()],
         "heaters": [heater_view(service, h) for h in service.heaters.values()],
+        "outdoor": outdoor_view(service),
+    }
+
+
+def outdoor_view(service: Service) -> dict[str, Any] | None:
+    """The house's outdoor temperature (None when no `outdoor:` is configured)."""
+    cfg = service.config.outdoor
+    if cfg is None or cfg.topic is None:
+        return None
+    now = service.clock.monotonic()
+    at = service.outdoor_at
+    return {
+        "topic": cfg.topic,
+        "reading": service.outdoor_c,
+        "age_s": None if at is None else round(now - at, 1),
+        "stale": service._outdoor(now) is None,
     }

@@ -141,6 +141,11 @@ function renderAway(away) {
 function render(doc) {
   renderAway(doc.away);
   const main = document.getElementById("rooms");
+  const outdoor = document.getElementById("outdoor");
+  outdoor.hidden = !doc.outdoor;
+  if (doc.outdoor) {
+    outdoor.textContent = `Outdoor ${fmt(doc.outdoor.stale ? null : doc.outdoor.reading, 1, " °C")}`;
+  }
   for (const room of doc.rooms) {
     const p = `room-${room.id}`;
     if (!document.getElementById(p)) main.append(roomCard(room));
