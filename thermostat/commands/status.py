@@ -85,10 +85,6 @@ def render(doc: dict[str, Any]) -> str:
     lines = [f"thermostat {doc.get('version', '?')} at {doc.get('time', '?')}"
              + ("" if doc.get("mqtt_connected") else "  (MQTT broker not connected)")]
     heaters = {h["id"]: h for h in doc.get("heaters", [])}
-    outdoor = doc.get("outdoor")
-    if outdoor:
-        shown = None if outdoor.get("stale") else outdoor.get("reading")
-        lines.append(f"outdoor {_num(shown, 1, ' °C')} ({_age(outdoor.get('age_s'))})")
     for room in doc.get("rooms", []):
         lines.append("")
         stale = ", stale" if room.get("stale") and room.get("reading") is not None else ""
@@ -114,6 +110,10 @@ def render(doc: dict[str, Any]) -> str:
                 level += f" (manual {h.get('manual_level') or 'standby'})"
             lines.append(f"  heater {hid}: {h['state']}, level {level}, {_num(h.get('watts'), 0, ' W')}"
                          + (f" — {h['reason']}" if h.get("reason") else ""))
+    outdoor = doc.get("outdoor")
+    if outdoor:  # the house's outdoor sensor, after the rooms
+        shown = None if outdoor.get("stale") else outdoor.get("reading")
+        lines += ["", f"outdoor {_num(shown, 1, ' °C')} ({_age(outdoor.get('age_s'))})"]
     return "\n".join(lines)
 
 

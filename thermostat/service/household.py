@@ -775,8 +775,9 @@ class Service:
             seen = room.filter.last_value
             last = f"last reading {seen:.1f} °C" if seen is not None else "no reading since the start"
             self.limited.warning(("sensor", room.id, "lost"),
-                                 "room %s: no temperature reading for more than %.0f s (%s, topics %s); %s",
+                                 "room %s: no temperature reading for more than %.0f s (%s, %s %s); %s",
                                  room.id, room.cfg.stale_after, last,
+                                 "topic" if len(room.cfg.all_sensors) == 1 else "topics",
                                  ", ".join(sc.topic for sc in room.cfg.all_sensors),
                                  "heaters at their lowest level" if decision is not None and "lowest" in decision.reason
                                  else "heaters to standby")
