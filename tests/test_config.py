@@ -156,7 +156,8 @@ def test_out_of_range(tmp_path: Path) -> None:
 
 def test_missing_required(tmp_path: Path) -> None:
     text = "rooms:\n  living:\n    target: 20\n    heaters: [a]\n" + MINIMAL_HEATERS
-    assert errors(tmp_path, text) == ["F:2:3: rooms.living.sensor: required key is missing"]
+    assert errors(tmp_path, text) == [
+        "F:2:3: rooms.living: a room needs exactly one of `sensor` (one) or `sensors` (a list)"]
 
 
 def test_missing_sections(tmp_path: Path) -> None:
@@ -364,7 +365,7 @@ def test_many_errors_at_once_sorted_by_position() -> None:
         "F:11:18: rooms.living.heaters.1: unknown heater 'ghost'; expected one of: a, b",
         "F:14:13: rooms.office.target: Input should be a valid number, unable to parse string as a number (got 'warm')",
         "F:15:15: rooms.office.heaters.0: heater 'a' already belongs to room 'living'",
-        "F:16:3: rooms.kitchen.sensor: required key is missing",
+        "F:16:3: rooms.kitchen: a room needs exactly one of `sensor` (one) or `sensors` (a list)",
         "F:20:55: heaters.a.levels.1: Avalon Mini 3 has no level 'supr' (ladder: night, eco, super, mining); "
         "did you mean 'super'?",
         "F:20:73: heaters.a.levels_w.turbo: Avalon Mini 3 has no level 'turbo'; ladder: night, eco, super, mining",
@@ -398,3 +399,37 @@ def test_reference_command_prints_it() -> None:
         [sys.executable, "-m", "thermostat.config", "--reference"], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert out.stdout == render_reference()
+
+
+def test_several_sensors_and_combine(tmp_path: Path) -> None:
+    path = tmp_path / "house.yaml"
+    path.write_text(
+        "rooms:\n  living:\n    sensors:\n"
+        "      - {topic: z2m/sofa, json_key: temperature, stale_after: 10m}\n"
+        "      - {topic: esphome/shelf, offset: -0.5, humidity_key: null}\n"
+        "    combine: min\n    target: 20\n    heaters: [a]\n" + MINIMAL_HEATERS
+    )
+    cfg = load_config(path)
+    living = cfg.rooms["living"]
+    assert [s.topic for s in living.all_sensors] == ["z2m/sofa", "esphome/shelf"]
+    assert living.combine == "min"
+    assert living.stale_after == 900.0  # the longest: the second sensor's default 15 min
+    assert living.all_sensors[0].humidity_key == "humidity" and living.all_sensors[1].humidity_key is None
+    single = tmp_path / "single.yaml"  # the one-sensor form keeps working
+    single.write_text(room() + MINIMAL_HEATERS)
+    assert [s.topic for s in load_config(single).rooms["living"].all_sensors] == ["zigbee2mqtt/living"]
+
+
+def test_sensor_or_sensors(tmp_path: Path) -> None:
+    both = ("rooms:\n  living:\n    sensor: {topic: a/b}\n    sensors: [{topic: a/c}]\n    target: 20\n"
+            "    heaters: [a]\n" + MINIMAL_HEATERS)
+    assert errors(tmp_path, both) == [
+        "F:2:3: rooms.living: a room needs exactly one of `sensor` (one) or `sensors` (a list)"]
+    neither = "rooms:\n  living:\n    heaters: [a]\n" + MINIMAL_HEATERS
+    assert errors(tmp_path, neither) == [
+        "F:2:3: rooms.living: a room needs exactly one of `schedule` (a file) or `target` (°C); "
+        "a room needs exactly one of `sensor` (one) or `sensors` (a list)"]
+    bad_combine = ("rooms:\n  living:\n    sensors: [{topic: a/c}]\n    combine: median\n    target: 20\n"
+                   "    heaters: [a]\n" + MINIMAL_HEATERS)
+    (line,) = errors(tmp_path, bad_combine)
+    assert line.startswith("F:4:14: rooms.living.combine:") and "mean" in line

@@ -63,6 +63,7 @@ heaters:
   mini3-0: {{host: 127.0.0.1, port: {miner_port}, model: mini3, min_on: 60s, min_off: 10m, max_wakes_per_hour: 6}}
 state: {{path: {tmp / 'state.db'}}}
 dashboard: {{host: 127.0.0.1, port: {web_port}{secret}}}
+outdoor: {{topic: sensors/web-garden}}
 """
     )
     return path
@@ -86,7 +87,11 @@ class Rig:
 
     async def reading(self, celsius: float) -> None:
         async with aiomqtt.Client("127.0.0.1", self.broker_port) as client:
-            await client.publish("sensors/web-living", json.dumps({"temperature": celsius}), qos=1)
+            await client.publish("sensors/web-living", json.dumps({"temperature": celsius, "humidity": 45.4}), qos=1)
+
+    async def outdoor(self, celsius: float) -> None:
+        async with aiomqtt.Client("127.0.0.1", self.broker_port) as client:
+            await client.publish("sensors/web-garden", f"{celsius}", qos=1)
 
     def machine(self) -> Any:
         return self.service.heaters["mini3-0"].machine
@@ -208,6 +213,10 @@ async def test_page_shows_the_house_and_a_boost_click_wakes_the_miner(rig: Rig, 
     await browser.get(rig.url + "/")
     await browser.wait_text("room-living-name", r"^Living room$")
     await browser.wait_text("room-living-reading", r"^21\.0 °C \(\d+ s ago\)$")
+    await browser.wait_text("room-living-humidity", r"^45 %$")
+    assert await browser.text("room-living-sensors") == "sensors/web-living: 21.0 °C"
+    await rig.outdoor(4.5)
+    await browser.wait_text("outdoor", r"^Outdoor 4\.5 °C$")
     assert await browser.text("room-living-target") == "20.0 °C"
     assert await browser.text("room-living-source") == "schedule comfort"
     await browser.wait_text("room-living-action", "^idle$")

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from heater_fakes import FakeMiner, Harness
 
-from thermostat.core.explain import describe_hold, explain_heater
+from thermostat.core.explain import describe_hold, explain_follow, explain_heater
 from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState
 from thermostat.miners.models import MODELS
 
@@ -130,3 +130,29 @@ def test_where_the_target_comes_from() -> None:
     frost = RoomDecision(1600.0, {"h": "Heater 3"}, True, "below minimum 7.0 °C", True)
     assert describe_target(target("schedule", None), frost, 7.0, now, BERLIN) == \
         "frost protection (below minimum 7.0 °C)"
+
+
+def test_when_a_manual_level_will_be_followed() -> None:
+    """A level commanded by hand, before the machine is handed it: when the miner will follow."""
+    h = harness()
+    h.run_for(20)
+    levels = MINI3.level_names
+    assert explain_follow(h.m, h.t, None) is None  # standby asked of a heater in standby: there already
+    assert explain_follow(h.m, h.t, levels[0]) is None  # may wake at once
+    h.want(levels[-1])
+    h.run_for(400)
+    assert h.m.state == HeaterState.RUNNING and h.m.confirmed_level == levels[-1]
+    assert explain_follow(h.m, h.t, levels[-1]) is None
+    stop = explain_follow(h.m, h.t, None)  # a manual standby within min_on
+    assert stop is not None and stop.code == "min_on" and stop.until is not None and stop.until > h.t
+    assert describe_hold(stop, h.t, WALL, BERLIN).startswith("minimum on until ")
+    h.want(levels[0])
+    h.run_for(5)
+    dwell = explain_follow(h.m, h.t, levels[1])  # another level right after a change: the level dwell
+    assert dwell is not None and dwell.code == "level_dwell"
+    h.want(None)
+    h.run_for(700)
+    assert h.m.state == HeaterState.STANDBY
+    wake = explain_follow(h.m, h.t, levels[0])  # a manual level right after a standby: minimum off
+    assert wake is not None and wake.code == "min_off" and wake.until is not None
+    assert explain_follow(None, 0.0, levels[0]) is not None  # model not identified

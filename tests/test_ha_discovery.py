@@ -18,7 +18,8 @@ ROOMS = [
     ha.RoomInfo("bed-room", "Bedroom", 5.0, 24.0, ()),
 ]
 HEATERS = [
-    ha.HeaterInfo("mini-1", "Mini 3", "living", "mini3", MINI3.level_names, True, True, "192.168.1.20"),
+    ha.HeaterInfo("mini-1", "Mini 3", "living", "mini3", MINI3.level_names, True, True, "192.168.1.20",
+                  area="Living room"),
     ha.HeaterInfo("q1", "Avalon Q", "living", "q", Q.level_names, Q.has_standby, Q.inlet_sensor),
     ha.HeaterInfo("nano", "Nano 3S", "bed-room", "nano3s", NANO3S.level_names, NANO3S.has_standby,
                   NANO3S.inlet_sensor),
@@ -129,7 +130,8 @@ def test_heater_entities(house: list[ha.Discovery]) -> None:
     assert (sw["payload_on"], sw["payload_off"]) == ("ON", "OFF")
     btn = by_uid(house, "thermostat_heater_q1_reboot")
     assert btn["payload_press"] == "PRESS" and btn["device_class"] == "restart"
-    assert sel["device"]["via_device"] == "thermostat_room_living"
+    # the miner's device names its area itself and never the room's device (see test_room_area_in_any_order)
+    assert sel["device"]["suggested_area"] == "Living room" and "via_device" not in sel["device"]
     assert sel["device"]["model"] == "Avalon Mini 3"
     assert sel["device"]["configuration_url"] == "http://192.168.1.20/"
     with pytest.raises(KeyError):
@@ -221,7 +223,8 @@ def test_checker_rejects_bad_topics(house: list[ha.Discovery]) -> None:
     assert any("not published" in p for p in ha_schema.topic_problems([(topic, c)], T.command_filters(), published()))
     assert any("used by" in p for p in ha_schema.topic_problems(house + house[:1], T.command_filters(), published()))
     heater_only = [(t, p) for t, p in house if "heater" in p["unique_id"]]
-    assert any("via_device" in p for p in ha_schema.topic_problems(heater_only, T.command_filters(), published()))
+    dangling = [(t, {**p, "device": {**p["device"], "via_device": "thermostat_room_nowhere"}}) for t, p in heater_only]
+    assert any("via_device" in p for p in ha_schema.topic_problems(dangling, T.command_filters(), published()))
 
 
 def test_topic_matches() -> None:
@@ -238,3 +241,20 @@ def test_split_command() -> None:
     assert T.split_command("other/room/living/target/set") is None
     assert T.split_command("thermostat/boiler/x/y/set") is None
     assert T.split_command("thermostat/room//target/set") is None
+
+
+def test_room_area_in_any_order(house: list[ha.Discovery]) -> None:
+    """HA takes `suggested_area` only when it creates a device, and retained configs arrive in topic order
+    (a miner's `button`/`select` before the room's `climate`). Whatever the order, the first payload that makes
+    HA create a room's device carries the area: every payload naming a room device carries its full block, and
+    no miner payload names a room device."""
+    room_ids = {T.room_device_id(r.id) for r in ROOMS}
+    for order in (sorted(house), sorted(house, reverse=True)):
+        created: dict[str, dict[str, object]] = {}
+        for _, payload in order:
+            dev = payload["device"]
+            assert dev.get("via_device") not in room_ids
+            for ident in dev["identifiers"]:
+                created.setdefault(ident, dev)
+        for r in ROOMS:
+            assert created[T.room_device_id(r.id)]["suggested_area"] == r.name

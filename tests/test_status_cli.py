@@ -83,11 +83,13 @@ async def test_status_shows_rooms_heaters_and_reasons(locked_rig: Rig, tmp_path:
     lines = out.splitlines()
     assert re.fullmatch(r"thermostat \S+ at \S+", lines[0])
     assert re.fullmatch(r"Living room \(living\): 21\.0 °C \(\d+ s ago\)", lines[2]), out
-    assert lines[3] == "  target   20.0 °C  from schedule comfort"
-    assert re.fullmatch(r"  mode     heat, idle, demand \d+ W", lines[4]), out
-    assert lines[5].startswith("  why      ") and "mini3-0: manual: standby" in lines[5]
+    assert lines[3] == "  humidity 45 %"  # from the same Zigbee2MQTT-style JSON as the temperature
+    assert lines[4] == "  target   20.0 °C  from schedule comfort"
+    assert re.fullmatch(r"  mode     heat, idle, demand \d+ W", lines[5]), out
+    assert lines[6].startswith("  why      ") and "mini3-0: manual: standby" in lines[6]
     assert re.fullmatch(r"  heater mini3-0: standby, level standby \(manual standby\), \d+ W — manual: standby",
-                        lines[6]), out
+                        lines[7]), out
+    assert lines[-1] == "outdoor – (no reading yet)", out  # configured, nothing published on its topic yet
 
     code, out, err = await status(config, "--json")
     assert code == 0, err

@@ -214,6 +214,11 @@ class SensorConfig(BaseModel):
         description="Heated at half its capacity or more this long (duration) without the reading moving by "
         "0.2 K: the sensor is judged stuck and the room falls back as for a lost sensor.",
     )
+    humidity_key: str | None = Field(
+        default="humidity",
+        description="Key of the relative humidity (%) in the same JSON payload (Zigbee2MQTT: `humidity`); "
+        "used when present, ignored when absent; none: no humidity.",
+    )
 
 
 class LimitsConfig(BaseModel):
@@ -277,7 +282,17 @@ class RoomConfig(BaseModel):
     model_config = _STRICT
 
     name: str | None = Field(default=None, description="Display name (Home Assistant); default: the room id.")
-    sensor: SensorConfig = Field(description="The room's temperature sensor.")
+    sensor: SensorConfig | None = Field(
+        default=None, description="The room's temperature sensor. Give `sensor` or `sensors`."
+    )
+    sensors: list[SensorConfig] | None = Field(
+        default=None, min_length=1,
+        description="Several temperature sensors, each with its own topic, key, offset and staleness; "
+        "the room reads their combination (`combine`) and is stale only when every one is.",
+    )
+    combine: Literal["mean", "min", "max"] = Field(
+        default="mean", description="How several sensors' fresh readings make the room's reading."
+    )
     schedule: Path | None = Field(
         default=None,
         description="Schedule file (relative to the config file); after loading, an absolute path. "
@@ -294,9 +309,32 @@ class RoomConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_target_source(self) -> RoomConfig:
+        problems = []
         if (self.schedule is None) == (self.target is None):
-            raise ValueError("a room needs exactly one of `schedule` (a file) or `target` (°C)")
+            problems.append("a room needs exactly one of `schedule` (a file) or `target` (°C)")
+        if (self.sensor is None) == (self.sensors is None):
+            problems.append("a room needs exactly one of `sensor` (one) or `sensors` (a list)")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def all_sensors(self) -> list[SensorConfig]:
+        """The room's sensors, whether written as `sensor` or `sensors`."""
+        if self.sensors is not None:
+            return list(self.sensors)
+        assert self.sensor is not None  # the validator requires one of them
+        return [self.sensor]
+
+    @property
+    def stale_after(self) -> float:
+        """The room is stale when every sensor is: after the longest `stale_after`."""
+        return max(s.stale_after for s in self.all_sensors)
+
+    @property
+    def stuck_after(self) -> float:
+        """A heated room whose combined reading has not moved for this long has a stuck sensor."""
+        return max(s.stuck_after for s in self.all_sensors)
 
 
 class PlugConfig(BaseModel):
@@ -938,7 +976,7 @@ _REFERENCE_SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("(top level)", Config),
     ("mqtt", MqttConfig),
     ("rooms.<id>", RoomConfig),
-    ("rooms.<id>.sensor", SensorConfig),
+    ("rooms.<id>.sensor, rooms.<id>.sensors[]", SensorConfig),
     ("rooms.<id>.limits", LimitsConfig),
     ("rooms.<id>.control (mode: mpc)", MpcControl),
     ("rooms.<id>.control (mode: pid)", PidControl),

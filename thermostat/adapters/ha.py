@@ -16,8 +16,13 @@ Topic layout (``<base>`` is ``mqtt.base_topic``, default ``thermostat``; docs/mq
 
 Discovery: one retained config per entity at ``<prefix>/<component>/<unique_id>/config`` (object id =
 unique id, no node id). One HA device per room (the climate entity, energy and cost sensors) and one
-per miner (sensors, level select, "controlled" switch, reboot button) with ``via_device`` its room, and one
-for the service itself with a ``problem`` binary sensor (the problem text is an attribute).
+per miner (sensors, level select, "controlled" switch, reboot button) with the room's name as its own
+``suggested_area``, and one for the service itself with a ``problem`` binary sensor (the problem text is an
+attribute). A miner's device does not point at its room's device (no ``via_device``): HA takes
+``suggested_area`` only when it creates a device, and retained configs reach it in topic order (``button`` and
+``select`` before ``climate``), so a miner payload naming the room device could make HA register that device
+first without its area. Every payload that does name the room device (climate, energy, cost) carries its full
+device block with ``suggested_area``.
 
 Rules of current Home Assistant honoured here (they fail silently otherwise): no ``object_id``
 (``default_entity_id`` instead), ``temperature_unit`` ``C``, ``precision`` 0.1, ``preset_modes``
@@ -61,7 +66,9 @@ HEATER_STATES: tuple[str, ...] = (
     "fault",
 )
 
-ROOM_STATE_LEAVES = ("current_temp", "target", "mode", "action", "preset", "energy", "cost", "state", "error")
+ROOM_STATE_LEAVES = (
+    "current_temp", "humidity", "target", "mode", "action", "preset", "energy", "cost", "state", "error",
+)
 ROOM_COMMANDS = ("target", "mode", "preset", "override")
 HEATER_STATE_LEAVES = (
     "power",
@@ -94,6 +101,7 @@ class RoomInfo:
     max_temp: float = 26.0
     presets: tuple[str, ...] = ()  # the schedule's preset names; "none" is implicit in HA
     currency: str | None = None  # set → a cost sensor
+    humidity: bool = False  # a sensor may send humidity → the climate shows `current_humidity`
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,7 @@ class HeaterInfo:
     inlet_sensor: bool = True
     host: str | None = None
     remote: bool = False  # reported to Mining Rig Monitor: a "Remote switch" sensor (on | off)
+    area: str | None = None  # the room's display name: HA's suggested area for the miner's device
 
 
 BOOST = "boost"
@@ -138,6 +147,10 @@ class Topics:
     @property
     def status(self) -> str:
         return f"{self.base}/status"
+
+    @property
+    def outdoor(self) -> str:
+        return f"{self.base}/outdoor"
 
     @property
     def problem(self) -> str:
@@ -256,8 +269,9 @@ def heater_device(t: Topics, heater: HeaterInfo) -> dict[str, Any]:
         "name": heater.name,
         "manufacturer": "Canaan",
         "model": spec.display if spec is not None else "Avalon (model not yet identified)",
-        "via_device": t.room_device_id(heater.room),
     }
+    if heater.area:
+        dev["suggested_area"] = heater.area
     if heater.host:
         dev["configuration_url"] = f"http://{heater.host}/"
     return dev
@@ -329,6 +343,23 @@ def service_away_configs(t: Topics) -> list[Discovery]:
     return [(t.discovery("switch", uid), switch), (t.discovery("text", uid_until), text)]
 
 
+def outdoor_sensor_config(t: Topics) -> Discovery:
+    """The house's outdoor temperature (config `outdoor:`), on the service's device."""
+    uid = f"{t.service_device_id}_outdoor"
+    payload = _common(t, uid, service_device(t), f"sensor.{t.node}_outdoor_temperature")
+    payload.update(
+        {
+            "name": "Outdoor temperature",
+            "device_class": "temperature",
+            "state_class": "measurement",
+            "unit_of_measurement": "°C",
+            "suggested_display_precision": 1,
+            "state_topic": t.outdoor,
+        }
+    )
+    return t.discovery("sensor", uid), payload
+
+
 def _common(t: Topics, unique_id: str, device: dict[str, Any], default_entity_id: str) -> dict[str, Any]:
     return {
         "unique_id": unique_id,
@@ -363,6 +394,8 @@ def climate_config(t: Topics, room: RoomInfo) -> Discovery:
             "json_attributes_topic": t.room(room.id, "state"),
         }
     )
+    if room.humidity:
+        payload["current_humidity_topic"] = t.room(room.id, "humidity")
     presets = [p for p in room.presets if p != "none"]
     if presets:  # HA requires the preset list and command topic together, and adds "none" itself
         payload["preset_modes"] = presets
@@ -545,11 +578,14 @@ def heater_reboot_button_config(t: Topics, heater: HeaterInfo) -> Discovery:
 
 
 def discovery_payloads(
-    t: Topics, rooms: Iterable[RoomInfo], heaters: Iterable[HeaterInfo], expire_after_s: int | None = None
+    t: Topics, rooms: Iterable[RoomInfo], heaters: Iterable[HeaterInfo], expire_after_s: int | None = None,
+    *, outdoor: bool = False,
 ) -> list[Discovery]:
-    """Every discovery config for a house: the service's problem sensor, then rooms (so via_device targets exist
-    first), then heaters."""
+    """Every discovery config for a house: the service's problem sensor, away entities (and outdoor temperature),
+    then rooms, then heaters."""
     out: list[Discovery] = [service_problem_config(t), *service_away_configs(t)]
+    if outdoor:
+        out.append(outdoor_sensor_config(t))
     for room in rooms:
         out.append(climate_config(t, room))
         out.append(room_energy_config(t, room))
@@ -561,6 +597,38 @@ def discovery_payloads(
         out.append(heater_controlled_switch_config(t, heater))
         out.append(heater_reboot_button_config(t, heater))
     return out
+
+
+ROOM_RETAINED_LEAVES = (*ROOM_STATE_LEAVES, "demand", "reason")  # every retained leaf a room publishes
+
+
+def published_record(t: Topics, discovery: Iterable[Discovery], rooms: Iterable[str],
+                     heaters: Iterable[str]) -> dict[str, list[str]]:
+    """What a run announces and leaves retained on the broker, remembered (in the state file) so that the next
+    start or reload can delete what is gone: discovery config topics, and the rooms' and heaters' state topics."""
+    state = [t.room(r, leaf) for r in rooms for leaf in ROOM_RETAINED_LEAVES]
+    state += [t.heater(h, leaf) for h in heaters for leaf in HEATER_STATE_LEAVES]
+    return {"configs": sorted(topic for topic, _ in discovery), "state": sorted(state)}
+
+
+def _clean_topics(value: Any, prefix: str) -> set[str]:
+    """The topics of a stored record that are safe to clear: strings under `prefix`, no wildcards."""
+    if not isinstance(value, list):
+        return set()
+    return {v for v in value if isinstance(v, str) and v.startswith(prefix) and len(v) < 1000
+            and "+" not in v and "#" not in v and "\x00" not in v}
+
+
+def gone_messages(t: Topics, previous: Any, current: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """Empty retained payloads for what the previous run announced and this one does not: HA deletes an entity
+    (and a device left without entities) on an empty config, and the broker forgets an empty retained state.
+    `previous` comes from the state file: anything malformed is ignored, never published."""
+    if not isinstance(previous, dict):
+        return []
+    configs = _clean_topics(previous.get("configs"), t.discovery_prefix + "/") - set(current["configs"])
+    state = _clean_topics(previous.get("state"), t.base + "/") - set(current["state"])
+    return [(topic, "") for topic in sorted(configs) if topic.endswith("/config")] + [
+        (topic, "") for topic in sorted(state)]
 
 
 def removal_payloads(discovery: Iterable[Discovery]) -> list[tuple[str, str]]:
@@ -582,8 +650,9 @@ def discovery_for_service(service: Any) -> Iterator[Discovery]:
     for room_id, runtime in service.rooms.items():
         rcfg = runtime.cfg
         presets = room_presets(runtime.schedule.presets)
+        humidity = any(sc.json_key is not None and sc.humidity_key is not None for sc in rcfg.all_sensors)
         rooms.append(RoomInfo(room_id, rcfg.name or room_id, float(rcfg.limits.min_c), float(rcfg.limits.max_c),
-                              presets, currency))
+                              presets, currency, humidity))
     for hid, h in service.heaters.items():
         spec = h.spec if h.spec is not None else MODELS.get(h.cfg.model)
         levels = tuple(h.cfg.levels) if h.cfg.levels else (spec.level_names if spec is not None else ())
@@ -599,9 +668,10 @@ def discovery_for_service(service: Any) -> Iterator[Discovery]:
                 inlet_sensor=spec.inlet_sensor if spec is not None else True,
                 host=h.cfg.host,
                 remote=service.mrm is not None and hid in service.mrm.heaters,
+                area=service.config.rooms[h.room_id].name or h.room_id,
             )
         )
-    yield from discovery_payloads(t, rooms, heaters)
+    yield from discovery_payloads(t, rooms, heaters, outdoor=cfg.outdoor is not None and cfg.outdoor.topic is not None)
 
 
 # --- commands -------------------------------------------------------------------------------------

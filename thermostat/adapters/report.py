@@ -128,6 +128,7 @@ class TimelinePoint:
     reading: float | None
     target: float | None
     heaters: dict[str, tuple[str | None, float]]  # heater → (level, watts) in force then
+    outdoor: float | None = None  # the outdoor temperature then (None: none recorded within the gap)
 
     @property
     def in_band(self) -> bool | None:
@@ -137,13 +138,18 @@ class TimelinePoint:
 
 
 def room_timeline(rows: Sequence[HistoryRow], room: str, heaters: Sequence[str],
-                  max_gap_s: float = DEFAULT_MAX_GAP_S) -> list[TimelinePoint]:
+                  max_gap_s: float = DEFAULT_MAX_GAP_S,
+                  outdoor: Sequence[tuple[float, float]] = (),
+                  outdoor_max_age_s: float = 3 * 3600.0) -> list[TimelinePoint]:
     """The room's rows, each with every heater's level and watts in force at that time (standby/0 W after a gap
-    or before the heater's first row)."""
+    or before the heater's first row) and the outdoor temperature last recorded (`outdoor`: (ts, °C) samples),
+    if not older than `outdoor_max_age_s`."""
     heater_rows = sorted((r for r in rows if r.heater in heaters), key=lambda r: r.ts)
     latest: dict[str, HistoryRow] = {}
     out: list[TimelinePoint] = []
     i = 0
+    outdoor_sorted = sorted(outdoor)
+    j, last_outdoor = 0, None
     for r in sorted((r for r in rows if r.room == room and r.heater is None), key=lambda r: r.ts):
         while i < len(heater_rows) and heater_rows[i].ts <= r.ts:
             row = heater_rows[i]
@@ -157,7 +163,11 @@ def room_timeline(rows: Sequence[HistoryRow], room: str, heaters: Sequence[str],
                 state[h] = (None, 0.0)
             else:
                 state[h] = (hr.level if _is_on(hr.level) else None, hr.watts or 0.0)
-        out.append(TimelinePoint(r.ts, r.reading, r.target, state))
+        while j < len(outdoor_sorted) and outdoor_sorted[j][0] <= r.ts:
+            last_outdoor = outdoor_sorted[j]
+            j += 1
+        out_c = last_outdoor[1] if last_outdoor is not None and r.ts - last_outdoor[0] <= outdoor_max_age_s else None
+        out.append(TimelinePoint(r.ts, r.reading, r.target, state, out_c))
     return out
 
 
@@ -169,6 +179,7 @@ def chart_from_timeline(points: Sequence[TimelinePoint], heaters: Sequence[str],
         times=[datetime.fromtimestamp(p.ts, UTC).astimezone(tz) for p in points],
         target=[p.target for p in points],
         reading=[p.reading for p in points],
+        outdoor=[p.outdoor for p in points] if any(p.outdoor is not None for p in points) else [],
         heaters={h: HeaterTrace([p.heaters[h][1] for p in points], [p.heaters[h][0] for p in points])
                  for h in heaters},
         kwh=kwh,

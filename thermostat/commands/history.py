@@ -4,6 +4,7 @@ review what the heating did, from the service's state file (read-only; safe whil
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -88,6 +89,12 @@ def run_history(args: argparse.Namespace) -> int:
     rooms = [args.room] if args.room else list(config.rooms)
     with store:
         rows = store.history(since=since)
+        try:
+            outdoor = store.outdoor_history(since)
+        except sqlite3.Error:  # a state file from before the outdoor table: no outdoor line
+            outdoor = []
+    out_cfg = config.outdoor
+    outdoor_age = out_cfg.stale_after if out_cfg is not None else 3 * 3600.0
     if args.csv:
         wanted = [r for r in rows if r.room in rooms or (r.heater and config.room_of(r.heater) in rooms)]
         sys.stdout.write(history_csv(wanted, _tz(config, rooms[0])))
@@ -95,7 +102,7 @@ def run_history(args: argparse.Namespace) -> int:
     for rid in rooms:
         heaters = list(config.rooms[rid].heaters)
         tz = _tz(config, rid)
-        points = room_timeline(rows, rid, heaters)
+        points = room_timeline(rows, rid, heaters, outdoor=outdoor, outdoor_max_age_s=outdoor_age)
         name = config.rooms[rid].name or rid
         if not points:
             print(f"{name}: no history since {datetime.fromtimestamp(since, UTC).astimezone(tz):%Y-%m-%d %H:%M}")

@@ -90,6 +90,13 @@ def render(doc: dict[str, Any]) -> str:
         stale = ", stale" if room.get("stale") and room.get("reading") is not None else ""
         lines.append(f"{room['name']} ({room['id']}): {_num(room.get('reading'), 1, ' °C')} "
                      f"({_age(room.get('reading_age_s'))}{stale})")
+        if room.get("humidity") is not None:
+            lines.append(f"  humidity {_num(room.get('humidity'), 0, ' %')}")
+        sensors = room.get("sensors") or []
+        if len(sensors) > 1:
+            lines.append(f"  sensors  {room.get('combine', 'mean')} of "
+                         + "; ".join(f"{s['topic']} {_num(s.get('reading'), 1, ' °C')}"
+                                     + (" (stale)" if s.get("stale") else "") for s in sensors))
         lines.append(f"  target   {_num(room.get('target'), 1, ' °C')}  from {room.get('target_source') or '–'}")
         lines.append(f"  mode     {room['mode']}, {room['action']}, demand {_num(room.get('demand_w'), 0, ' W')}")
         if room.get("reason"):
@@ -103,6 +110,10 @@ def render(doc: dict[str, Any]) -> str:
                 level += f" (manual {h.get('manual_level') or 'standby'})"
             lines.append(f"  heater {hid}: {h['state']}, level {level}, {_num(h.get('watts'), 0, ' W')}"
                          + (f" — {h['reason']}" if h.get("reason") else ""))
+    outdoor = doc.get("outdoor")
+    if outdoor:  # the house's outdoor sensor, after the rooms
+        shown = None if outdoor.get("stale") else outdoor.get("reading")
+        lines += ["", f"outdoor {_num(shown, 1, ' °C')} ({_age(outdoor.get('age_s'))})"]
     return "\n".join(lines)
 
 

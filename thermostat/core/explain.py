@@ -93,6 +93,41 @@ def explain_heater(
     return None
 
 
+def explain_follow(machine: HeaterMachine | None, now: float, level: str | None) -> HeaterHold | None:
+    """When the miner will reach `level` (None: standby), the level just commanded by hand or wanted by its
+    room, which the machine may not have been handed yet. None: it is there, or goes there on its next step;
+    otherwise the wear rule, fault or transition it waits for (min_off, wake_cap, min_on, level_dwell, ...)."""
+    if machine is None:
+        return HeaterHold("unidentified", detail="model not identified yet")
+    state = machine.state
+    if state == HeaterState.FAULT:
+        return HeaterHold("fault", until=_finite(machine.next_due(now)), since=machine.state_since,
+                          detail=machine.last_failure)
+    if state == HeaterState.BACKOFF:
+        return HeaterHold("backoff", until=_finite(machine.next_due(now)), since=machine.state_since,
+                          detail=f"{machine.failures}/{machine.settings.max_failures}: {machine.last_failure}")
+    if state == HeaterState.STANDBY:
+        if level is None:
+            return None
+        start = machine.earliest_wake(now)
+        if start <= now:
+            return None
+        if machine.off_method == OffMethod.LOWEST:
+            return HeaterHold("level_dwell", until=start)
+        if machine.wakes_last_hour(now) >= machine.settings.max_wakes_per_hour:
+            return HeaterHold("wake_cap", until=start)
+        return HeaterHold("min_off", until=start)
+    if state == HeaterState.RUNNING:
+        if level == machine.confirmed_level:
+            return None
+        if level is None and machine.off_method != OffMethod.LOWEST:
+            stop = machine.earliest_stop(now)
+            return HeaterHold("min_on", until=stop) if stop > now else None
+        change = machine.earliest_level_change(now)
+        return HeaterHold("level_dwell", until=change) if change > now else None
+    return HeaterHold("in_progress", since=machine.state_since, detail=_progress(state, machine.wanted_level))
+
+
 def _finite(t: float) -> float | None:
     return t if math.isfinite(t) else None
 

@@ -251,3 +251,81 @@ class SensorFilter:
         out = {"accepted": self.accepted}
         out.update({r.value: n for r, n in self.rejected.items()})
         return out
+
+
+def parse_optional(payload: bytes, json_key: str) -> float | None:
+    """A second value from the same JSON message (humidity next to the temperature): the number, or None
+    when the payload is not a JSON object, the key is absent, or its value is not a finite number. Never raises."""
+    try:
+        return parse_payload(payload, json_key)
+    except BadReading:
+        return None
+
+
+class Combine(StrEnum):
+    MEAN = "mean"
+    MIN = "min"
+    MAX = "max"
+
+
+def combine(values: list[float], how: Combine) -> float | None:
+    """The room's reading from its fresh sensors' readings; None when there are none."""
+    if not values:
+        return None
+    if how is Combine.MIN:
+        return min(values)
+    if how is Combine.MAX:
+        return max(values)
+    return sum(values) / len(values)
+
+
+class RoomSensors:
+    """The sensors of one room, each with its own `SensorFilter` (so its own plausibility and staleness),
+    read as one: the combination (`mean`, `min` or `max`) of the readings that are fresh at `now`.
+
+    The room is stale only when every sensor is. `last_value` is the combination as of the newest accepted
+    reading (the sensors that were fresh then), for displays that hold no clock; control uses `value(now)`.
+    """
+
+    def __init__(self, filters: list[SensorFilter], how: Combine = Combine.MEAN) -> None:
+        if not filters:
+            raise ValueError("a room needs at least one sensor")
+        self.filters = filters
+        self.how = how
+
+    def fresh_values(self, now: float) -> list[float]:
+        return [f.last_value for f in self.filters if f.last_value is not None and not f.is_stale(now)]
+
+    def value(self, now: float) -> float | None:
+        """The combination of the fresh readings at `now`; when none is fresh, the newest reading (or None)."""
+        fresh = combine(self.fresh_values(now), self.how)
+        if fresh is not None:
+            return fresh
+        newest = max((f for f in self.filters if f.last_time is not None), key=lambda f: f.last_time or 0.0,
+                     default=None)
+        return None if newest is None else newest.last_value
+
+    @property
+    def last_time(self) -> float | None:
+        times = [f.last_time for f in self.filters if f.last_time is not None]
+        return max(times) if times else None
+
+    @property
+    def last_value(self) -> float | None:
+        t = self.last_time
+        return None if t is None else self.value(t)
+
+    def is_stale(self, now: float) -> bool:
+        return all(f.is_stale(now) for f in self.filters)
+
+    @property
+    def stale_after_s(self) -> float:
+        return max(f.stale_after_s for f in self.filters)
+
+    def counters(self) -> dict[str, int]:
+        """The filters' counters summed (same keys as `SensorFilter.counters`)."""
+        out: dict[str, int] = {}
+        for f in self.filters:
+            for k, n in f.counters().items():
+                out[k] = out.get(k, 0) + n
+        return out

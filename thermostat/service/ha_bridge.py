@@ -32,8 +32,9 @@ def _num(value: float | None, digits: int = 2) -> str:
 
 def usable_reading(service: Service, room: RoomRuntime) -> float | None:
     """The room's reading if it is usable now (seen and not stale), else None."""
-    value = room.filter.last_value
-    if value is None or room.filter.is_stale(service.clock.monotonic()):
+    now = service.clock.monotonic()
+    value = room.filter.value(now)
+    if value is None or room.filter.is_stale(now):
         return None
     return value
 
@@ -50,6 +51,8 @@ def room_state_messages(service: Service, room: RoomRuntime) -> Iterator[tuple[s
         action = "idle"
     usable = usable_reading(service, room)
     yield f"{base}/current_temp", UNKNOWN if usable is None else _num(usable)
+    humidity = view.room_humidity(service, room)
+    yield f"{base}/humidity", UNKNOWN if humidity is None else _num(humidity, 0)
     yield f"{base}/target", _num(target.temp if target else None, 1)
     yield f"{base}/mode", room.state.mode
     yield f"{base}/action", action
@@ -82,6 +85,8 @@ def _room_json(service: Service, room: RoomRuntime, reason: str) -> str:
         "why": reason,
         "heater_reasons": {h.id: view.heater_reason(service, h) for h in room.heaters},
         "current_temp": room.filter.last_value,
+        "humidity": view.room_humidity(service, room),
+        "sensors": view.sensor_views(service, room),
         "target": target.temp if target else None,
         "target_reason": target.reason if target else None,
         # local time with its offset, whether the schedule or an override set it
@@ -131,7 +136,8 @@ def heater_state_messages(service: Service, h: HeaterRuntime) -> Iterator[tuple[
     hv = view.heater_view(service, h)
     yield f"{base}/reason", hv["reason"]
     yield f"{base}/attributes", json.dumps(
-        {k: hv[k] for k in ("reason", "hold", "wanted", "control", "manual_level", "watts")}, default=str)
+        {k: hv[k] for k in ("reason", "hold", "wanted", "control", "manual_level", "watts", "follows", "follows_at")},
+        default=str)
     if service.mrm is not None and h.id in service.mrm.heaters:  # Mining Rig Monitor remote switch
         yield f"{base}/remote", "off" if h.remote_off else "on"
 

@@ -38,7 +38,15 @@ from thermostat.core.engine import RoomControl, RoomDecision, StuckSensor
 from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState, HeaterWear, PendingSoft, TransitionEvent
 from thermostat.core.mpc import MpcController
 from thermostat.core.schedule import Away, Override, Schedule, Target, effective_target, target_at
-from thermostat.core.sensor import Accepted, BadReading, SensorFilter, parse_payload
+from thermostat.core.sensor import (
+    Accepted,
+    BadReading,
+    Combine,
+    RoomSensors,
+    SensorFilter,
+    parse_optional,
+    parse_payload,
+)
 from thermostat.core.tariff import DynamicPrice
 from thermostat.core.thermal_model import Sample, ThermalModel, fit
 from thermostat.domain.actions import Command, CommandKind, Outcome, OutcomeKind
@@ -66,6 +74,9 @@ class ServiceTimings:
     probe_backoff_max_s: float = 300.0  # model: auto — retry `version` up to this interval
     history_every_s: float = 60.0  # history row per room/heater at most this often
     publish_every_s: float = 10.0  # heater telemetry publish period
+
+
+DISCOVERY_RECORD = "ha_published"  # the store's record of what was announced to Home Assistant (ha.published_record)
 
 
 @dataclass
@@ -102,7 +113,7 @@ class RoomRuntime:
     id: str
     cfg: RoomConfig
     schedule: Schedule
-    filter: SensorFilter
+    filter: RoomSensors  # one filter per configured sensor, read as their combination
     control: RoomControl
     heaters: list[HeaterRuntime]
     state: RoomState
@@ -115,6 +126,8 @@ class RoomRuntime:
     sensor_lost: bool = False  # logged once when the reading goes missing, once when it is back
     started_at: float = 0.0  # monotonic time this room's sensor filter was made (start, or a reload changing it)
     safety_reason: str | None = None  # the safety standby last logged
+    humidity: float | None = None  # % from the newest sensor message that carried one
+    humidity_at: float | None = None  # monotonic time of that message
     control_failed: bool = False  # the last control step of this room raised (its heaters were sent to standby)
     cost: float = 0.0  # since start, at the price in force (tariff or price topic)
     forecast: Forecast | None = None  # what mpc was last given (coming targets, outdoor, prices)
@@ -245,11 +258,12 @@ class Service:
                 old_room is not None and previous is not None
                 and old_room.cfg.control == rcfg.control and old_room.cfg.limits == rcfg.limits
                 and old_room.cfg.heaters == rcfg.heaters
-                and old_room.cfg.sensor.stuck_after == rcfg.sensor.stuck_after
+                and old_room.cfg.stuck_after == rcfg.stuck_after
                 and all(hid in kept for hid in rcfg.heaters)
                 and previous.config.safety.on_sensor_loss == cfg.safety.on_sensor_loss
             )
-            keep_filter = old_room is not None and old_room.cfg.sensor == rcfg.sensor
+            keep_filter = (old_room is not None and old_room.cfg.all_sensors == rcfg.all_sensors
+                           and old_room.cfg.combine == rcfg.combine)
             if keep_control:
                 assert old_room is not None
                 control = old_room.control
@@ -265,17 +279,16 @@ class Service:
                     max_c=rcfg.limits.max_c,
                     on_sensor_loss=cfg.safety.on_sensor_loss,
                     plugs=frozenset(hid for hid in rcfg.heaters if cfg.heaters[hid].plug is not None),
-                    stuck=StuckSensor(window_s=rcfg.sensor.stuck_after),
+                    stuck=StuckSensor(window_s=rcfg.stuck_after),
                 )
             room = RoomRuntime(
                 id=room_id,
                 cfg=rcfg,
                 schedule=cfg.schedule_for(room_id),
-                filter=old_room.filter if keep_filter and old_room is not None else SensorFilter(
-                    stale_after_s=rcfg.sensor.stale_after,
-                    confirm_readings=rcfg.sensor.confirm_readings,
-                    confirm_after_s=rcfg.sensor.confirm_after,
-                ),
+                filter=old_room.filter if keep_filter and old_room is not None else RoomSensors(
+                    [SensorFilter(stale_after_s=sc.stale_after, confirm_readings=sc.confirm_readings,
+                                  confirm_after_s=sc.confirm_after) for sc in rcfg.all_sensors],
+                    Combine(rcfg.combine)),
                 control=control,
                 heaters=[self.heaters[hid] for hid in rcfg.heaters],
                 state=self.store.get_room_state(room_id),
@@ -286,6 +299,8 @@ class Service:
                 room.last_energy_t, room.last_history = old_room.last_energy_t, old_room.last_history
                 room.readings, room.sensor_lost = old_room.readings, old_room.sensor_lost
                 room.safety_reason = old_room.safety_reason
+                if keep_filter:
+                    room.humidity, room.humidity_at = old_room.humidity, old_room.humidity_at
                 if keep_control:
                     room.decision, room.target = old_room.decision, old_room.target
             self.rooms[room_id] = room
@@ -372,8 +387,8 @@ class Service:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then carry out the exit action and close."""
-        for room in self.rooms.values():
-            self.link.subscribe(room.cfg.sensor.topic)
+        for sensor_topic in sorted({sc.topic for room in self.rooms.values() for sc in room.cfg.all_sensors}):
+            self.link.subscribe(sensor_topic)
         for command_filter in self.topics.command_filters():
             self.link.subscribe(command_filter)
         self.link.subscribe(f"{self.config.mqtt.discovery_prefix}/status")
@@ -697,9 +712,9 @@ class Service:
         target = self._target(room, wall)
         room.target = target
         temp = min(max(target.temp, room.cfg.limits.min_c), room.cfg.limits.max_c)
-        measured = room.filter.last_value
+        measured = room.filter.value(now)  # the fresh sensors' combination (the newest reading when all are stale)
         sensor_ok = measured is not None and not room.filter.is_stale(now)
-        if measured is None and now - room.started_at < room.cfg.sensor.stale_after:
+        if measured is None and now - room.started_at < room.cfg.stale_after:
             # Just started and no reading yet: hold what was resumed from the store rather than call the
             # sensor lost (a restart must not switch heaters off). After `stale_after` the safety rule applies.
             return
@@ -772,8 +787,10 @@ class Service:
             seen = room.filter.last_value
             last = f"last reading {seen:.1f} °C" if seen is not None else "no reading since the start"
             self.limited.warning(("sensor", room.id, "lost"),
-                                 "room %s: no temperature reading for more than %.0f s (%s, topic %s); %s",
-                                 room.id, room.cfg.sensor.stale_after, last, room.cfg.sensor.topic,
+                                 "room %s: no temperature reading for more than %.0f s (%s, %s %s); %s",
+                                 room.id, room.cfg.stale_after, last,
+                                 "topic" if len(room.cfg.all_sensors) == 1 else "topics",
+                                 ", ".join(sc.topic for sc in room.cfg.all_sensors),
                                  "heaters at their lowest level" if decision is not None and "lowest" in decision.reason
                                  else "heaters to standby")
         elif room.sensor_lost and not lost and room.filter.last_value is not None and decision is not None:
@@ -803,6 +820,13 @@ class Service:
         if self.problems.changed:
             self.problems.changed = False
             self._publish_problems()
+
+    def _publish_outdoor(self) -> None:
+        """`<base>/outdoor` (retained) for Home Assistant's sensor on the service device."""
+        if self.config.outdoor is not None and self.config.outdoor.topic is not None:
+            value = self._outdoor(self.clock.monotonic())
+            self.link.publish_nowait(f"{self.base}/outdoor", ha_bridge.UNKNOWN if value is None else f"{value:.1f}",
+                                     retain=True)
 
     def _outdoor(self, now: float) -> float | None:
         cfg = self.config.outdoor
@@ -901,10 +925,14 @@ class Service:
     def _dispatch(self, msg: Message) -> None:
         if self._on_weather_or_price(msg):
             return
-        for room in self.rooms.values():
-            if msg.topic == room.cfg.sensor.topic:
-                self._on_reading(room, msg.payload)
-                return
+        matched = False
+        for room in self.rooms.values():  # a topic may feed several rooms, or several sensors of one room
+            for index, sc in enumerate(room.cfg.all_sensors):
+                if msg.topic == sc.topic:
+                    self._on_reading(room, index, msg.payload)
+                    matched = True
+        if matched:
+            return
         if msg.topic == f"{self.config.mqtt.discovery_prefix}/status":
             if msg.payload.strip().lower() == b"online":
                 self._publish_discovery()
@@ -933,6 +961,7 @@ class Service:
                     raise BadReading(f"outdoor {value} °C is implausible")
                 self.outdoor_c, self.outdoor_at = value, now
                 self.store.record_outdoor(self.clock.now().timestamp(), value)
+                self._publish_outdoor()
                 return True
             if outdoor is not None and msg.topic == outdoor.forecast_topic:
                 self.outdoor_forecast = parse_forecast(msg.payload)
@@ -946,15 +975,20 @@ class Service:
             return True
         return False
 
-    def _on_reading(self, room: RoomRuntime, payload: bytes) -> None:
+    def _on_reading(self, room: RoomRuntime, index: int, payload: bytes) -> None:
         now = self.clock.monotonic()
-        result = room.filter.offer_payload(now, payload, room.cfg.sensor.json_key, offset=room.cfg.sensor.offset)
+        sc = room.cfg.all_sensors[index]
+        result = room.filter.filters[index].offer_payload(now, payload, sc.json_key, offset=sc.offset)
         if isinstance(result, Accepted):
             if result.confirmed:
                 log.warning("room %s: reading jumped to %.1f °C and was confirmed by the readings since", room.id,
                             result.value)
             self.counters["readings"] += 1
             room.readings += 1
+            if sc.json_key is not None and sc.humidity_key is not None:
+                humidity = parse_optional(payload, sc.humidity_key)
+                if humidity is not None and 0.0 <= humidity <= 100.0:
+                    room.humidity, room.humidity_at = humidity, now
             self._tick.set()
         else:
             self.counters["readings_rejected"] += 1
@@ -1072,6 +1106,10 @@ class Service:
             task.add_done_callback(self._background.discard)
         self._persist_heater(h, [])
         log.info("heater %s: %s", h.id, cmd)
+        try:  # show the change at once (HA's select and switch), with when the miner will follow
+            self._publish_heater(h)
+        except Exception:
+            self.limited.log(logging.ERROR, ("publish", h.id), "heater %s: state not published", h.id, exc_info=True)
         self._tick.set()
         return None
 
@@ -1105,12 +1143,22 @@ class Service:
     # ------------------------------------------------------------------ MQTT out
 
     def _publish_discovery(self) -> None:
-        for topic, payload in ha_bridge.discovery_messages(self):
+        discovery = list(ha_bridge.discovery_messages(self))
+        t = ha.Topics(self.base, self.config.mqtt.discovery_prefix)
+        current = ha.published_record(t, discovery, self.rooms, self.heaters)
+        saved = self.store.get_learned(DISCOVERY_RECORD)
+        # a room or heater deleted from the configuration: its entities leave HA, its retained state the broker
+        for topic, empty in ha.gone_messages(t, saved[0] if saved is not None else None, current):
+            self.link.publish_nowait(topic, empty, retain=True)
+        for topic, payload in discovery:
             self.link.publish_nowait(topic, json.dumps(payload), retain=True)
+        if saved is None or saved[0] != current:
+            self.store.put_learned(DISCOVERY_RECORD, current, self.clock.now().timestamp())
 
     def _publish_all_rooms(self) -> None:
         for room in self.rooms.values():
             self._publish_room(room)
+        self._publish_outdoor()
         self._publish_problems()
         self._publish_away()
 

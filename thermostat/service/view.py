@@ -11,7 +11,14 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from thermostat import __version__
-from thermostat.core.explain import HeaterHold, describe_hold, describe_target, explain_heater, wall_time
+from thermostat.core.explain import (
+    HeaterHold,
+    describe_hold,
+    describe_target,
+    explain_follow,
+    explain_heater,
+    wall_time,
+)
 
 __all__ = ["describe_target", "heater_reason", "room_reason", "room_tz", "state_document"]
 
@@ -65,6 +72,29 @@ def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.isoformat(timespec="seconds")
 
 
+def room_humidity(service: Service, room: RoomRuntime) -> float | None:
+    """The room's relative humidity (%), if a sensor message carried one within the room's `stale_after`."""
+    if room.humidity is None or room.humidity_at is None:
+        return None
+    if service.clock.monotonic() - room.humidity_at > room.cfg.stale_after:
+        return None
+    return room.humidity
+
+
+def sensor_views(service: Service, room: RoomRuntime) -> list[dict[str, Any]]:
+    """Each configured sensor of the room: topic, its own last reading, age and staleness."""
+    now = service.clock.monotonic()
+    out = []
+    for sc, f in zip(room.cfg.all_sensors, room.filter.filters, strict=True):
+        out.append({
+            "topic": sc.topic,
+            "reading": f.last_value,
+            "age_s": None if f.last_time is None else round(now - f.last_time, 1),
+            "stale": f.is_stale(now),
+        })
+    return out
+
+
 def room_view(service: Service, room: RoomRuntime) -> dict[str, Any]:
     now, wall = service.clock.monotonic(), service.clock.now()
     tz = room_tz(room)
@@ -76,7 +106,10 @@ def room_view(service: Service, room: RoomRuntime) -> dict[str, Any]:
     return {
         "id": room.id,
         "name": room.cfg.name or room.id,
-        "reading": room.filter.last_value,
+        "reading": room.filter.value(now),
+        "humidity": room_humidity(service, room),
+        "combine": room.cfg.combine,
+        "sensors": sensor_views(service, room),
         "reading_age_s": None if last_time is None else round(now - last_time, 1),
         "stale": room.filter.is_stale(now),
         "target": temp,
@@ -125,6 +158,23 @@ def heater_view(service: Service, h: HeaterRuntime) -> dict[str, Any]:
             "detail": hold.detail,
         },
         "reason": describe_hold(hold, now, wall, tz),
+        **follow_view(service, h),
+    }
+
+
+def follow_view(service: Service, h: HeaterRuntime) -> dict[str, Any]:
+    """When the miner will follow what it was last told (a manual level, or its room's want): `follows` in words
+    ("now" or e.g. "level dwell 40 s") and `follows_at` (local time, when known)."""
+    now, wall = service.clock.monotonic(), service.clock.now()
+    if h.remote_off:
+        return {"follows": describe_hold(HeaterHold("remote_off"), now, wall), "follows_at": None}
+    machine = h.machine
+    level = h.manual_level if not h.controlled else (machine.wanted_level if machine is not None else None)
+    hold = explain_follow(machine, now, level)
+    tz = room_tz(service.rooms[h.room_id])
+    return {
+        "follows": "now" if hold is None else describe_hold(hold, now, wall, tz),
+        "follows_at": None if hold is None or hold.until is None else _iso(wall_time(hold.until, now, wall, tz)),
     }
 
 
@@ -137,4 +187,20 @@ def state_document(service: Service) -> dict[str, Any]:
         "away": service.away.document(),
         "rooms": [room_view(service, room) for room in service.rooms.values()],
         "heaters": [heater_view(service, h) for h in service.heaters.values()],
+        "outdoor": outdoor_view(service),
+    }
+
+
+def outdoor_view(service: Service) -> dict[str, Any] | None:
+    """The house's outdoor temperature (None when no `outdoor:` is configured)."""
+    cfg = service.config.outdoor
+    if cfg is None or cfg.topic is None:
+        return None
+    now = service.clock.monotonic()
+    at = service.outdoor_at
+    return {
+        "topic": cfg.topic,
+        "reading": service.outdoor_c,
+        "age_s": None if at is None else round(now - at, 1),
+        "stale": service._outdoor(now) is None,
     }

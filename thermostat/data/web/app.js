@@ -64,6 +64,8 @@ function roomCard(room) {
   const facts = el("dl", { class: "facts" });
   const fact = (label, key) => facts.append(el("dt", {}, label), el("dd", { id: `${p}-${key}` }));
   fact("Temperature", "reading");
+  fact("Humidity", "humidity");
+  fact("Sensors", "sensors");
   fact("Target", "target");
   fact("Target from", "source");
   fact("Mode", "mode");
@@ -139,10 +141,19 @@ function renderAway(away) {
 function render(doc) {
   renderAway(doc.away);
   const main = document.getElementById("rooms");
+  const outdoor = document.getElementById("outdoor");
+  outdoor.hidden = !doc.outdoor;
+  if (doc.outdoor) {
+    outdoor.textContent = `Outdoor ${fmt(doc.outdoor.stale ? null : doc.outdoor.reading, 1, " °C")}`;
+  }
   for (const room of doc.rooms) {
     const p = `room-${room.id}`;
     if (!document.getElementById(p)) main.append(roomCard(room));
     set(`${p}-reading`, `${fmt(room.reading, 1, " °C")} (${room.stale ? "stale, " : ""}${age(room.reading_age_s)})`);
+    set(`${p}-humidity`, fmt(room.humidity, 0, " %"));
+    set(`${p}-sensors`, (room.sensors || []).map((s) =>
+      `${s.topic}: ${fmt(s.reading, 1, " °C")}${s.stale ? " (stale)" : ""}`).join("; ") +
+      ((room.sensors || []).length > 1 ? ` — ${room.combine}` : ""));
     set(`${p}-target`, fmt(room.target, 1, " °C"));
     set(`${p}-source`, room.target_source || "–");
     set(`${p}-mode`, room.mode);
