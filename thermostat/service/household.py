@@ -481,7 +481,7 @@ class Service:
             self._mrm_task.cancel()
             await asyncio.gather(self._mrm_task, return_exceptions=True)
         # Fix by the demo engineer (issue 8): stop the control loop BEFORE the exit action. Otherwise its next
-        # tick (every control interval, and on every accepted reading) re-wants heat and overrides the safety
+        # tick (every control interval, and on a reading of its room) re-wants heat and overrides the safety
         # standby; `thermostat demo` caught heaters waking again during shutdown and ending in RUNNING.
         for task in self._tasks[1:]:
             task.cancel()
