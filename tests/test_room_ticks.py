@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
+from test_service import until
 
 from thermostat.adapters.mqtt import MqttLink
 from thermostat.adapters.store import RoomState, SafeStore
@@ -22,7 +23,6 @@ from thermostat.service import Service
 from thermostat.service.household import ServiceTimings
 from thermostat.sim.miner import SimMiner
 from thermostat.sim.server import close_server, serve_miner, server_port
-from test_service import until
 
 pytestmark = pytest.mark.broker
 
@@ -38,7 +38,8 @@ def _config(tmp: Path, broker_port: int, ports: list[int], *, stale_after: str) 
     control: {{mode: hysteresis}}
     heaters: [h-{r}]
 """ for r in ROOMS)
-    heaters = "".join(f"  h-{r}: {{host: 127.0.0.1, port: {p}, model: mini3}}\n" for r, p in zip(ROOMS, ports, strict=True))
+    heaters = "".join(f"  h-{r}: {{host: 127.0.0.1, port: {p}, model: mini3}}\n"
+                      for r, p in zip(ROOMS, ports, strict=True))
     path = tmp / "house.yaml"
     path.write_text(f"""mqtt: {{host: 127.0.0.1, port: {broker_port}, base_topic: ticks, client_id: ticks-test}}
 dashboard: {{enabled: false}}
@@ -120,15 +121,14 @@ async def test_a_room_command_ticks_that_room(house: House) -> None:
 async def test_a_stale_sensor_acts_at_once_for_its_room(tmp_path: Path, mqtt_broker: object) -> None:
     """No periodic tick for an hour and no other reading: the room's own stale deadline ticks it."""
     async for house in _house(tmp_path, mqtt_broker, stale_after="2s", control_interval_s=3600.0):
-        service = house.service
+        room = house.service.rooms["a"]
         await house.reading("a", 18.0)  # cold: room a wants heat
-        await until(lambda: service.rooms["a"].decision is not None and service.rooms["a"].decision.heating, 10,
-                    "room a heating")
+        await until(lambda r=room: r.decision is not None and r.decision.heating, 10, "room a heating")
         sent = time.monotonic()
-        await until(lambda: service.rooms["a"].decision is not None
-                    and service.rooms["a"].decision.reason.startswith("sensor lost"), 6, "room a's sensor lost")
+        await until(lambda r=room: r.decision is not None and r.decision.reason.startswith("sensor lost"), 6,
+                    "room a's sensor lost")
         assert time.monotonic() - sent < 4.0  # 2 s stale_after, acted on at its deadline
-        machine = service.heaters["h-a"].machine
+        machine = house.service.heaters["h-a"].machine
         assert machine is not None and machine.wanted_level is None  # standby wanted
 
 
@@ -172,7 +172,8 @@ def test_a_failing_batched_write_stays_pending_and_never_raises(tmp_path: Path) 
 
 
 def test_unchanged_retained_state_is_not_published_again() -> None:
-    link = MqttLink("127.0.0.1", 1, client_id="t", availability_topic="t/status")  # never connected: retained values go to the cache re-sent on connect
+    # never connected: retained values go to the cache that is re-sent on connect
+    link = MqttLink("127.0.0.1", 1, client_id="t", availability_topic="t/status")
     assert link.publish_state("t/room/a/target", "21.0") is True
     assert link.publish_state("t/room/a/target", "21.0") is False
     assert link.publish_state("t/room/a/target", "21.5") is True

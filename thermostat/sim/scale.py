@@ -19,6 +19,7 @@ engine honours at once (every heater of the room to standby); a raised target wo
 the allocator adds heaters one by one on the 5-minute mean demand.
 
 Times crossing processes are `time.monotonic()` readings: CLOCK_MONOTONIC is one clock for the whole machine.
+With ``THERMOSTAT_SCALE_PROFILE=FILE`` in the environment the service runs under cProfile, writing FILE.
 """
 
 from __future__ import annotations
@@ -279,7 +280,9 @@ def run_bench(heaters: int, rooms: int, seconds: float, *, fanout_heaters: int =
         _resume_running(tmp / "state.db", heaters)
         load_before = os.getloadavg()
         started = time.monotonic()
-        service = subprocess.Popen([sys.executable, "-m", "thermostat", "run", "--config", str(config)], env=env,
+        profile = os.environ.get("THERMOSTAT_SCALE_PROFILE")  # a cProfile output file for the service
+        wrap = ["-m", "cProfile", "-o", profile] if profile else []
+        service = subprocess.Popen([sys.executable, *wrap, "-m", "thermostat", "run", "--config", str(config)], env=env,
                                    stdout=subprocess.DEVNULL, stderr=(tmp / "service.log").open("wb"))
         stack.callback(_stop, service)
         try:
