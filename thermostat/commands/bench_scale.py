@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from thermostat.commands._argtypes import positive
+from thermostat.sim.scale import format_table, run_bench
 
 
 def _counts(text: str) -> list[int]:
@@ -39,8 +40,6 @@ def register(subparsers: Any) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from thermostat.sim.scale import format_table, run_bench
-
     rooms = args.rooms or [max(1, n // 5) for n in args.heaters]
     if len(rooms) != len(args.heaters):
         print("bench-scale: give one --rooms value per --heaters value", file=sys.stderr)

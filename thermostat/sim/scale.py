@@ -40,6 +40,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
+
+from thermostat.adapters.store import HeaterState, Store
+from thermostat.miners.models import MODELS
+from thermostat.sim.demo import pick_broker
+from thermostat.sim.miner import SimMiner
+from thermostat.sim.server import SimFleet
+
 POLL_PERIOD_S = 15.0  # HeaterSettings.poll_interval_s: a settled heater is polled this often
 READING_EVERY_S = (10.0, 30.0)  # each room's sensor publishes at a random interval in this range
 ROOM_C, TARGET_C = 20.0, 25.0  # every room below its target: every heater runs at its top level, polled
@@ -58,10 +66,6 @@ def _is_change(text: str) -> bool:
 
 
 async def _serve_fleet(count: int, seed: int, ports_file: Path, result_file: Path, status_file: Path) -> None:
-    from thermostat.miners.models import MODELS
-    from thermostat.sim.miner import SimMiner
-    from thermostat.sim.server import SimFleet
-
     polls: dict[int, list[float]] = {}
     changes: dict[int, list[float]] = {}
     index: dict[int, int] = {}
@@ -211,9 +215,6 @@ def room_members(heaters: int, rooms: int) -> list[list[int]]:
 def _resume_running(state: Path, heaters: int) -> None:
     """The state file of a house that was heating when the service last stopped: every heater wanted at its top
     level, so the service resumes the steady state (the miners are mining) instead of starting from standby."""
-    from thermostat.adapters.store import HeaterState, Store
-    from thermostat.miners.models import MODELS
-
     top = MODELS["mini3"].top_level.name
     now = time.time()
     with Store(state) as store:
@@ -246,8 +247,6 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
 def run_bench(heaters: int, rooms: int, seconds: float, *, fanout_heaters: int = 120,
               workdir: Path | None = None, seed: int = 1, log_level: str = "warning") -> ScaleResult:
     """Run the whole benchmark and return its figures. Needs mosquitto on PATH (or /usr/sbin)."""
-    from thermostat.sim.demo import pick_broker
-
     if heaters < 1 or rooms < 1 or rooms > heaters:
         raise ValueError("need at least one heater per room")
     with contextlib.ExitStack() as stack:
@@ -314,8 +313,6 @@ class _Marks:
 async def _measure(service: subprocess.Popen[bytes], fleets: list[tuple[subprocess.Popen[bytes], Path, Path]],
                    broker_port: int, heaters: int, rooms: int, seconds: float, fanout_heaters: int,
                    started: float, seed: int) -> tuple[ScaleResult, _Marks]:
-    import aiomqtt
-
     marks = _Marks()
     rng = random.Random(seed)
     published = 0
