@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "run scenarios × controllers in virtual time and compare KPIs"),
     "bench-latency": ("bench_latency",
                       "measure sensor message in -> miner command out (p50/p99) through a real broker"),
+    "bench-scale": ("bench_scale", "one real service driving N simulated heaters: CPU, RSS, poll gaps, fan-out"),
     "soak": ("soak", "soak test: the real service for days of accelerated time under injected faults"),
 }
 

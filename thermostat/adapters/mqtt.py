@@ -108,6 +108,7 @@ class MqttLink:
         self._tls_context = tls_context if tls_context is not None else (ssl.create_default_context() if tls else None)
 
         self.retained: dict[str, tuple[bytes, int]] = {}  # topic -> (payload, qos): state re-sent on connect
+        self.unchanged_skipped = 0  # `publish_state` calls that sent nothing: the value had not changed
         self._subs: dict[str, int] = {}  # filter -> qos
         self._pending_subs: list[str] = []
         self._queue: deque[_Out] = deque()
@@ -204,6 +205,20 @@ class MqttLink:
             self._drop_one()
         self._queue.append(_Out(topic, data, qos, retain))
         self._wake.set()
+
+    def publish_state(self, topic: str, payload: str | bytes | bytearray | int | float | None, qos: int = 1) -> bool:
+        """A retained state value, sent only when it differs from the value last sent on `topic` (the broker
+        keeps the retained value, and the whole cache is re-sent after each reconnect). True when queued."""
+        try:
+            data = _as_bytes(payload)
+        except Exception:  # publish_nowait logs and counts it
+            self.publish_nowait(topic, payload, retain=True, qos=qos)
+            return False
+        if self.retained.get(topic) == (data, qos):
+            self.unchanged_skipped += 1
+            return False
+        self.publish_nowait(topic, data, retain=True, qos=qos)
+        return True
 
     def _drop_one(self) -> None:
         for i, item in enumerate(self._queue):

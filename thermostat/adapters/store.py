@@ -19,9 +19,10 @@ defaults when read, so a field can be added without a migration. The schema vers
 ``PRAGMA user_version``; a file written by a newer version is refused rather than guessed at.
 
 Times are wall-clock epoch seconds (UTC, ``datetime.timestamp()``): monotonic time does not survive a
-restart. Durability: every write is its own committed transaction in WAL mode with
+restart. Durability: every write is a committed transaction in WAL mode with
 ``synchronous=NORMAL`` (the default here), which survives the process being killed (``kill -9``) at
 any point; pass ``synchronous="FULL"`` to survive power loss as well, at one fsync per write.
+`SafeStore.batch()` groups the writes of one control tick into one transaction.
 
 A `Store` is meant for one thread (the service's event loop); other processes or threads may open
 their own `Store` on the same file to read (WAL readers never block the writer).
@@ -216,7 +217,16 @@ class Store:
     # --- plumbing ---------------------------------------------------------------------------
 
     @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every write inside is one committed transaction (all or nothing)."""
+        with self._tx():
+            yield
+
+    @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        if self._db.in_transaction:  # inside `transaction()`: the outer one commits or rolls back
+            yield self._db
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -521,7 +531,25 @@ class SafeStore:
         self._dirty_models: set[str] = set()
         self._outdoor: deque[tuple[float, float]] = deque(maxlen=max_pending_history)
         self._retry_open = True
+        self._batching = 0  # inside `batch()`: writes wait for its end
+        self.transactions = 0  # committed flushes (for the scale benchmark and its tests)
         self._open_at_start()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Writes inside are kept in memory and flushed together, in one transaction, at the end (one control
+        tick's room states, heater wants, energy and history rows). Never raises from the flush."""
+        self._batching += 1
+        try:
+            yield
+        finally:
+            self._batching -= 1
+            if not self._batching:
+                self.flush()
+
+    def _write_soon(self) -> None:
+        if not self._batching:
+            self.flush()
 
     # --- start ---------------------------------------------------------------------------------------
 
@@ -650,33 +678,43 @@ class SafeStore:
             self._dirty_rooms |= set(self._rooms)
             self._dirty_heaters |= set(self._heaters)
             self._dirty_learned |= set(self._learned)
+        if not self._pending():
+            return True
         db = self._db
+        # Everything pending goes in one transaction: all of it is written, or none of it and it stays pending.
+        rooms, heaters, learned = sorted(self._dirty_rooms), sorted(self._dirty_heaters), sorted(self._dirty_learned)
+        history, models, outdoor = list(self._history), sorted(self._dirty_models), list(self._outdoor)
+        in_file: dict[str, float] = {}
         try:
             wall = self._wall()
-            for room in sorted(self._dirty_rooms):
-                db.put_room_state(room, self._rooms[room], wall)
-                self._dirty_rooms.discard(room)
-            for heater in sorted(self._dirty_heaters):
-                db.put_heater_state(heater, self._heaters[heater], wall)
-                self._dirty_heaters.discard(heater)
-            for key in sorted(self._dirty_learned):
-                value, ts = self._learned[key]
-                db.put_learned(key, value, ts)
-                self._dirty_learned.discard(key)
-            for room, total in self._energy.items():
-                delta = total - self._energy_in_file.get(room, 0.0)
-                if delta > 0:
-                    self._energy_in_file[room] = db.add_energy(room, delta, wall)
-            if self._history:
-                db.record_history_rows(list(self._history))
-                self._history.clear()
-            for room in sorted(self._dirty_models):
-                data, fitted = self._models[room]
-                db.put_thermal_model(room, data, fitted)
-                self._dirty_models.discard(room)
-            while self._outdoor:
-                ts, temp = self._outdoor[0]
-                db.record_outdoor(ts, temp)
+            with db.transaction():
+                for room in rooms:
+                    db.put_room_state(room, self._rooms[room], wall)
+                for heater in heaters:
+                    db.put_heater_state(heater, self._heaters[heater], wall)
+                for key in learned:
+                    value, ts = self._learned[key]
+                    db.put_learned(key, value, ts)
+                for room, total in self._energy.items():
+                    delta = total - self._energy_in_file.get(room, 0.0)
+                    if delta > 0:
+                        in_file[room] = db.add_energy(room, delta, wall)
+                if history:
+                    db.record_history_rows(history)
+                for room in models:
+                    data, fitted = self._models[room]
+                    db.put_thermal_model(room, data, fitted)
+                for ts, temp in outdoor:
+                    db.record_outdoor(ts, temp)
+            self.transactions += 1
+            self._dirty_rooms.difference_update(rooms)
+            self._dirty_heaters.difference_update(heaters)
+            self._dirty_learned.difference_update(learned)
+            self._dirty_models.difference_update(models)
+            self._energy_in_file.update(in_file)
+            for _ in history:
+                self._history.popleft()
+            for _ in outdoor:
                 self._outdoor.popleft()
         except Exception as exc:  # never into the control path
             try:
@@ -716,7 +754,7 @@ class SafeStore:
         _encode(state)  # a value that cannot be stored is the caller's bug: raise now, not at every retry
         self._rooms[room] = replace_updated(state, now)
         self._dirty_rooms.add(room)
-        self.flush()
+        self._write_soon()
 
     def get_heater_state(self, heater: str) -> HeaterState:
         return self._heaters.get(heater, HeaterState())
@@ -725,7 +763,7 @@ class SafeStore:
         _encode(state)  # a value that cannot be stored is the caller's bug: raise now, not at every retry
         self._heaters[heater] = replace_updated(state, now)
         self._dirty_heaters.add(heater)
-        self.flush()
+        self._write_soon()
 
     def get_learned(self, key: str) -> tuple[Any, float] | None:
         return self._learned.get(key)
@@ -734,14 +772,14 @@ class SafeStore:
         json.dumps(value, allow_nan=False)
         self._learned[key] = (value, ts)
         self._dirty_learned.add(key)
-        self.flush()
+        self._write_soon()
 
     def add_energy(self, room: str, kwh: float, now: float = 0.0) -> float:
         if not math.isfinite(kwh) or kwh < 0:
             raise ValueError(f"energy increments must be finite and >= 0, got {kwh!r}")
         total = self._energy.get(room, 0.0) + kwh
         self._energy[room] = total
-        self.flush()
+        self._write_soon()
         return total
 
     def energy(self, room: str) -> float:
@@ -753,7 +791,7 @@ class SafeStore:
         if len(self._history) == self._history.maxlen:
             self.history_dropped += 1
         self._history.append(HistoryRow(ts, room, heater, reading, target, level, watts))
-        self.flush()
+        self._write_soon()
 
     def history(self, **kwargs: Any) -> list[HistoryRow]:
         if self._db is None:
@@ -777,13 +815,13 @@ class SafeStore:
         json.dumps(data, allow_nan=False)
         self._models[room] = (data, fitted)
         self._dirty_models.add(room)
-        self.flush()
+        self._write_soon()
 
     def record_outdoor(self, ts: float, temp: float) -> None:
         if not math.isfinite(temp):
             raise ValueError(f"outdoor temperature must be finite, got {temp!r}")
         self._outdoor.append((ts, float(temp)))
-        self.flush()
+        self._write_soon()
 
     def outdoor_history(self, since: float | None = None) -> list[tuple[float, float]]:
         if self._db is None:

@@ -3,8 +3,13 @@
 Tasks (asyncio):
 - the MQTT link (reconnects by itself; sensor readings and commands come in through `_on_message`);
 - one task per heater: step its `HeaterMachine`, carry out the commands over TCP, feed back outcomes;
-- the control loop: every `control_interval_s` and on every accepted reading, `RoomControl.tick` per room;
+- the control loop: `RoomControl.tick` for every room every `control_interval_s` and at schedule boundaries;
+  for one room alone on its own accepted reading, its own commands and the moment its sensor goes stale
+  (so the cost of readings grows with readings, not with rooms × readings);
 - a wall-clock scheduler (APScheduler) that wakes the control loop at schedule boundaries and prunes history.
+
+Per tick, the SQLite writes of every room ticked go in one transaction (`SafeStore.batch`), and the retained
+MQTT state is published only where a value changed (`MqttLink.publish_state`).
 
 Shutdown (SIGTERM/SIGINT): the configured exit action (default: every heater to standby, as a safety
 action) within `exit_timeout_s`, then `offline` is published and the broker connection closed.
@@ -132,6 +137,14 @@ class RoomRuntime:
     cost: float = 0.0  # since start, at the price in force (tariff or price topic)
     forecast: Forecast | None = None  # what mpc was last given (coming targets, outdoor, prices)
     forecast_at: float = -1e18
+    stale_ticked: float | None = None  # the sensor-stale deadline this room was last ticked for
+    ticks: int = 0  # control steps of this room (for the scale benchmark and its tests)
+
+    def stale_deadline(self) -> float:
+        """When this room's reading goes missing: `stale_after` after its last reading (or after the start)."""
+        # The room is stale once every sensor is: the latest of the sensors' own deadlines.
+        return max((self.started_at if f.last_time is None else f.last_time) + f.stale_after_s
+                   for f in self.filter.filters)
 
 
 class Service:
@@ -183,6 +196,8 @@ class Service:
         self.heaters: dict[str, HeaterRuntime] = {}
         self.rooms: dict[str, RoomRuntime] = {}
         self._tick = asyncio.Event()
+        self._due_rooms: set[str] = set()  # rooms to tick at once (their reading, their command)
+        self._due_all = False  # every room at once (a schedule boundary, a house-wide change)
         self._stopping = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._background: set[asyncio.Task[Any]] = set()
@@ -455,6 +470,15 @@ class Service:
             self._scheduler = None
 
     async def _on_boundary(self) -> None:
+        self._wake_all()
+
+    def _wake_room(self, room_id: str) -> None:
+        """Tick this room now (its reading or its command), not the others."""
+        self._due_rooms.add(room_id)
+        self._tick.set()
+
+    def _wake_all(self) -> None:
+        self._due_all = True
         self._tick.set()
 
     async def _housekeeping(self) -> None:
@@ -480,7 +504,7 @@ class Service:
             self._mrm_task.cancel()
             await asyncio.gather(self._mrm_task, return_exceptions=True)
         # Fix by the demo engineer (issue 8): stop the control loop BEFORE the exit action. Otherwise its next
-        # tick (every control interval, and on every accepted reading) re-wants heat and overrides the safety
+        # tick (every control interval, and on a reading of its room) re-wants heat and overrides the safety
         # standby; `thermostat demo` caught heaters waking again during shutdown and ending in RUNNING.
         for task in self._tasks[1:]:
             task.cancel()
@@ -669,34 +693,65 @@ class Service:
     # ------------------------------------------------------------------ control
 
     async def _control_loop(self) -> None:
+        """Every room every `control_interval_s` (safety for silent sensors) and when `_wake_all` asks; one
+        room alone when `_wake_room` asks or when its sensor goes stale (the stale rule acts at once)."""
+        next_full = self.clock.monotonic()
         while True:
+            now = self.clock.monotonic()
             self._tick.clear()
+            rooms: list[RoomRuntime] | None
+            if self._due_all or now >= next_full:
+                rooms = None
+                self._due_all = False
+                self._due_rooms.clear()
+                next_full = now + self.timings.control_interval_s
+            else:
+                due, self._due_rooms = self._due_rooms, set()
+                rooms = [r for r in self.rooms.values() if r.id in due or self._stale_now(r, now)]
             try:
-                self.tick()
+                self.tick(rooms)
             except Exception:  # tick() guards each part itself; this is the last line of defence
                 self.limited.log(logging.ERROR, ("tick",), "control tick failed", exc_info=True)
-            await self._wait(self._tick, self.timings.control_interval_s)
+            wake_at = next_full
+            for room in self.rooms.values():
+                deadline = room.stale_deadline()
+                if room.stale_ticked != deadline and deadline < wake_at:
+                    wake_at = deadline
+            # a little past the deadline: the filter calls a reading stale once it is strictly older
+            await self._wait(self._tick, max(0.0, wake_at - self.clock.monotonic()) + 0.01)
 
-    def tick(self) -> None:
-        """One control step for the house: first every room's safety rules and heater wants (pure, no I/O),
-        each room on its own; then the bookkeeping (SQLite, MQTT, energy, problems), each part on its own.
-        Nothing that fails in the second half, or in another room, can keep a room's rules from applying."""
+    @staticmethod
+    def _stale_now(room: RoomRuntime, now: float) -> bool:
+        """True once per stale deadline, when it has passed: the room is ticked at once for it."""
+        deadline = room.stale_deadline()
+        return room.stale_ticked != deadline and now > deadline
+
+    def tick(self, rooms: list[RoomRuntime] | None = None) -> None:
+        """One control step for `rooms` (default: every room): first each room's safety rules and heater wants
+        (pure, no I/O), each room on its own; then the bookkeeping (SQLite in one transaction, MQTT, energy,
+        problems), each part on its own. Nothing that fails in the second half, or in another room, can keep a
+        room's rules from applying."""
         now = self.clock.monotonic()
         wall = self.clock.now()
-        for room in self.rooms.values():
+        ticked = list(self.rooms.values()) if rooms is None else rooms
+        for room in ticked:
             try:
+                room.ticks += 1
+                if now > room.stale_deadline():
+                    room.stale_ticked = room.stale_deadline()
                 self._decide_room(room, now, wall)
                 room.control_failed = False
             except Exception:  # a bug in this room's control: on doubt, standby
                 room.control_failed = True
                 self._room_failed(room, now)
-        for room in self.rooms.values():
-            try:
-                self._bookkeep_room(room, now, wall)
-            except Exception:
-                self.counters["bookkeeping_errors"] += 1
-                self.limited.log(logging.ERROR, ("bookkeeping", room.id), "room %s: bookkeeping failed",
-                                 room.id, exc_info=True)
+        with self.store.batch():  # the store never raises; one transaction for the rooms ticked
+            for room in ticked:
+                try:
+                    self._bookkeep_room(room, now, wall)
+                except Exception:
+                    self.counters["bookkeeping_errors"] += 1
+                    self.limited.log(logging.ERROR, ("bookkeeping", room.id), "room %s: bookkeeping failed",
+                                     room.id, exc_info=True)
         try:
             self._bookkeep_service(now, wall)
         except Exception:
@@ -934,9 +989,9 @@ class Service:
         if matched:
             return
         if msg.topic == f"{self.config.mqtt.discovery_prefix}/status":
-            if msg.payload.strip().lower() == b"online":
+            if msg.payload.strip().lower() == b"online":  # Home Assistant restarted: everything again
                 self._publish_discovery()
-                self._publish_all_rooms()
+                self._publish_all_rooms(force=True)
             return
         if msg.topic in (self.topics.away_set, self.topics.away_until_set):
             self._on_away("away" if msg.topic == self.topics.away_set else "away_until", msg.payload)
@@ -989,7 +1044,7 @@ class Service:
                 humidity = parse_optional(payload, sc.humidity_key)
                 if humidity is not None and 0.0 <= humidity <= 100.0:
                     room.humidity, room.humidity_at = humidity, now
-            self._tick.set()
+            self._wake_room(room.id)
         else:
             self.counters["readings_rejected"] += 1
             self.limited.warning(("reading", room.id, result.reason), "room %s: reading rejected: %s %s",
@@ -1012,7 +1067,7 @@ class Service:
             return self._reject(self.topics.away_error, outcome.error)
         log.info("%s", outcome.text)
         self._publish_away()
-        self._tick.set()
+        self._wake_all()  # house-wide: every room
         return None
 
     def _on_command(self, kind: str, ident: str, what: str, payload: bytes) -> str | None:
@@ -1075,7 +1130,7 @@ class Service:
         room.state = st
         self.store.put_room_state(room.id, st, wall.timestamp())
         log.info("room %s: %s", room.id, cmd)
-        self._tick.set()
+        self._wake_room(room.id)
 
     def _boost_temp(self, room: RoomRuntime, wall: datetime) -> float:
         """The schedule's `boost` preset, else what the room would otherwise hold + `boost.delta`, below max_c."""
@@ -1110,7 +1165,7 @@ class Service:
             self._publish_heater(h)
         except Exception:
             self.limited.log(logging.ERROR, ("publish", h.id), "heater %s: state not published", h.id, exc_info=True)
-        self._tick.set()
+        self._wake_room(h.room_id)
         return None
 
     # --- Mining Rig Monitor (issue 9)
@@ -1126,7 +1181,7 @@ class Service:
             log.info("heater %s: %s", h.id, ha_bridge.REMOTE_OFF if h.remote_off else "remote on (Mining Rig Monitor)")
             h.last_publish = -1e9  # publish the remote state with the next heater step
             h.wake.set()
-            self._tick.set()
+            self._wake_room(h.room_id)
         if h.spec is not None and h.spec.has_locate_led and light_on != bool(h.remote_light):
             h.remote_light = light_on
             task = asyncio.create_task(set_locate_led(h.client, h.spec, light_on, h.id))
@@ -1155,9 +1210,9 @@ class Service:
         if saved is None or saved[0] != current:
             self.store.put_learned(DISCOVERY_RECORD, current, self.clock.now().timestamp())
 
-    def _publish_all_rooms(self) -> None:
+    def _publish_all_rooms(self, *, force: bool = False) -> None:
         for room in self.rooms.values():
-            self._publish_room(room)
+            self._publish_room(room, force=force)
         self._publish_outdoor()
         self._publish_problems()
         self._publish_away()
@@ -1170,13 +1225,16 @@ class Service:
     def _publish_problems(self) -> None:
         self.link.publish_nowait(f"{self.base}/problem", self.problems.as_json(), retain=True)
 
-    def _publish_room(self, room: RoomRuntime) -> None:
+    def _publish_room(self, room: RoomRuntime, *, force: bool = False) -> None:
         for topic, value in ha_bridge.room_state_messages(self, room):
-            self.link.publish_nowait(topic, value, retain=True)
+            if force:
+                self.link.publish_nowait(topic, value, retain=True)
+            else:
+                self.link.publish_state(topic, value)
 
     def _publish_heater(self, h: HeaterRuntime) -> None:
         for topic, value in ha_bridge.heater_state_messages(self, h):
-            self.link.publish_nowait(topic, value, retain=True)
+            self.link.publish_state(topic, value)
 
     # ------------------------------------------------------------------ helpers
 
