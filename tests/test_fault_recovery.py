@@ -21,7 +21,7 @@ import pytest
 from thermostat.clock import ScaledClock
 from thermostat.config import load_config
 from thermostat.core.allocate import Allocator
-from thermostat.core.control import make_controller
+from thermostat.core.controllers import make_controller
 from thermostat.core.engine import NO_WORKING_HEATER, RoomControl, RoomDecision
 from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState, TransitionEvent
 from thermostat.domain.actions import Command, CommandKind, Outcome, OutcomeKind

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from thermostat.config import ConfigError, load_config
 from thermostat.core.allocate import Allocator
-from thermostat.core.control import make_controller
+from thermostat.core.controllers import make_controller
 from thermostat.core.engine import RoomControl, StuckSensor
 from thermostat.core.heater import HeaterMachine, HeaterSettings, HeaterState
 from thermostat.core.sensor import Accepted, Rejected, RejectReason, SensorFilter
@@ -208,7 +208,8 @@ state: {{path: {tmp_path / 'state.db'}}}
     service = Service(load_config(path))
     try:
         room = service.rooms["living"]
-        assert (room.filter.confirm_readings, room.filter.confirm_after_s) == (4, 90.0)
+        only = room.filter.filters[0]  # the room's one sensor
+        assert (only.confirm_readings, only.confirm_after_s) == (4, 90.0)
         assert room.control.stuck.window_s == 7200.0
         machine = service.heaters["m1"].machine
         assert machine is not None and machine.settings.fault_recover_s == 45.0
