@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from thermostat import cli
-from thermostat.adapters.report import energy_by_period, room_timeline
+from thermostat.adapters.report import chart_from_timeline, energy_by_period, room_timeline
 from thermostat.adapters.store import HistoryRow, Store, StoreError
+from thermostat.core.schedule import Schedule
 
 BERLIN = ZoneInfo("Europe/Berlin")
 HOUSE = """\
@@ -156,3 +157,13 @@ def test_energy_periods_follow_local_time() -> None:
                      ("week", ["2026-W05"])):
         got = [e.period for e in energy_by_period(rows, {"m1": "living"}, BERLIN, by)]  # type: ignore[arg-type]
         assert got == keys, by
+
+
+def test_the_history_chart_names_the_schedule_presets(house: tuple[Path, float]) -> None:
+    _, start = house
+    points = room_timeline(_day(start), "living", ["m1", "q1"])
+    schedule = Schedule.from_data({"timezone": "Europe/Berlin", "presets": {"comfort": 21.0},
+                                   "week": {"daily": [{"at": "00:00", "preset": "comfort"}]}})
+    chart = chart_from_timeline(points, ["m1", "q1"], BERLIN, "living", 1.0, schedule)
+    assert chart.presets == ["comfort"] * len(points)
+    assert chart_from_timeline(points, ["m1", "q1"], BERLIN, "living").presets == []

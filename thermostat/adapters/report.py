@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from thermostat.adapters.chart import BAND_HIGH_K, BAND_LOW_K, HeaterTrace, RoomChart
 from thermostat.adapters.store import HistoryRow
+from thermostat.core.schedule import Schedule, target_at
 
 Period = Literal["day", "week", "month"]
 DEFAULT_MAX_GAP_S = 180.0  # three history intervals: longer gaps are an outage, not a heater at that power
@@ -172,8 +173,14 @@ def room_timeline(rows: Sequence[HistoryRow], room: str, heaters: Sequence[str],
 
 
 def chart_from_timeline(points: Sequence[TimelinePoint], heaters: Sequence[str], tz: ZoneInfo, title: str,
-                        kwh: float | None = None) -> RoomChart:
+                        kwh: float | None = None, schedule: Schedule | None = None) -> RoomChart:
+    """The chart of a room's timeline; with its `schedule`, each stretch is named by the schedule's preset then
+    (history rows keep the target, not where it came from)."""
+    presets: list[str | None] = []
+    if schedule is not None:
+        presets = [target_at(schedule, datetime.fromtimestamp(p.ts, UTC)).preset for p in points]
     return RoomChart(
+        presets=presets,
         title=title,
         tz=tz,
         times=[datetime.fromtimestamp(p.ts, UTC).astimezone(tz) for p in points],

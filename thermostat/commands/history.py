@@ -121,7 +121,8 @@ def run_history(args: argparse.Namespace) -> int:
             print(f"  {when:%a %d %H:%M}     {reading:>8} {target:>7}  {band:<4}  {heat}")
         if args.plot is not None:
             path = args.plot if len(rooms) == 1 else args.plot.with_name(f"{args.plot.stem}-{rid}{args.plot.suffix}")
-            write_room_chart(path, chart_from_timeline(points, heaters, tz, f"{name}: history", kwh))
+            write_room_chart(path, chart_from_timeline(points, heaters, tz, f"{name}: history", kwh,
+                                                       config.schedule_for(rid)))
             print(f"  plot: {path}")
     return 0
 
