@@ -162,7 +162,8 @@ def test_exposition_of_tricky_values_parses() -> None:
                                 state=SimpleNamespace(mode="heat"), energy_kwh=float("inf"), readings=3),
     }
     link = SimpleNamespace(connected=False, reconnects=0, connect_failures=0, dropped=0, queued=0)
-    service = SimpleNamespace(rooms=rooms, heaters={}, counters={}, link=link, events=[])
+    service = SimpleNamespace(rooms=rooms, heaters={}, counters={}, link=link, events=[], problems=[],
+                              limiter=SimpleNamespace(suppressed=0), store=SimpleNamespace(write_failures=0))
     server = metrics.MetricsServer(service, "127.0.0.1", 0)
     fams = parse_exposition(server.render())
     assert value(fams, "thermostat_room_temperature_celsius", room=tricky) == 1.5

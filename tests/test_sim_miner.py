@@ -576,10 +576,8 @@ def test_conformance_q_soft_replies(sample: str) -> None:
 
 
 def test_round_trip_through_the_avalon_parser() -> None:
-    avalon = pytest.importorskip("thermostat.miners.avalon")
-    if not hasattr(avalon, "parse_stats"):
-        pytest.skip("parser not there yet")
     from thermostat.domain.snapshot import MinerState
+    from thermostat.miners import avalon
 
     for spec in (MINI3, NANO3S, Q):
         m, vt = make(spec, start_state="mining")

@@ -145,22 +145,14 @@ def collect(service: Any, wakes: _WakeCounter | None = None) -> list[Metric]:
                           "Bookkeeping steps (state file, MQTT, energy) that failed; control went on.")
     _add(bookkeeping, int(counters.get("bookkeeping_errors", 0)))
     svc.append(bookkeeping)
-    problems = getattr(service, "problems", None)
-    if problems is not None:
-        active = _family("thermostat_problems", "gauge", "Problems the household should know about, now.")
-        _add(active, len(problems))
-        svc.append(active)
-    limiter = getattr(service, "limiter", None)
-    if limiter is not None:
-        suppressed = _family("thermostat_log_lines_suppressed_total", "counter",
-                             "Log lines left out by the rate limit (each later line says how many).")
-        _add(suppressed, int(limiter.suppressed))
-        svc.append(suppressed)
-    store = getattr(service, "store", None)
-    if store is not None and hasattr(store, "write_failures"):
-        failures = _family("thermostat_state_write_failures_total", "counter", "Failed writes to the state file.")
-        _add(failures, int(store.write_failures))
-        svc.append(failures)
+    active = _family("thermostat_problems", "gauge", "Problems the household should know about, now.")
+    _add(active, len(service.problems))
+    suppressed = _family("thermostat_log_lines_suppressed_total", "counter",
+                         "Log lines left out by the rate limit (each later line says how many).")
+    _add(suppressed, int(service.limiter.suppressed))
+    failures = _family("thermostat_state_write_failures_total", "counter", "Failed writes to the state file.")
+    _add(failures, int(service.store.write_failures))
+    svc.extend([active, suppressed, failures])
 
     link = service.link
     mqtt_connected = _family("thermostat_mqtt_connected", "gauge", "1 while connected to the MQTT broker.")
