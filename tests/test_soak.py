@@ -71,6 +71,30 @@ def test_heat_after_a_confirmed_reading_above_max() -> None:
     assert _kinds(obs) == ["above_max_heat"]
 
 
+def test_hard_heat_with_a_stuck_sensor_beyond_stuck_after_is_a_violation() -> None:
+    rooms = {"living": RoomRules(("a", "b"), stale_after_s=300.0, max_c=26.0, capacity_w=1700.0,
+                                 stuck_after_s=600.0)}
+    obs = Observer(rooms, HEATERS, recovery_bound_s=1800.0, start_t=0.0)
+    obs.sensor_stuck("living", True, 0.0)
+    obs.miner_state("a", 0.0, wall_w=600.0, generation=1, wakes=0)  # 583 W of 1700: not hard heat
+    obs.reading_published("living", 2000.0, 18.0)
+    obs.check(2000.0)
+    assert obs.violations == []
+    obs.miner_state("b", 2000.0, wall_w=600.0, generation=1, wakes=0)  # 1166 W: hard from 2000 on
+    for t in (2000.0, 2400.0, 2780.0):  # 600 s + 180 s grace: still allowed
+        obs.reading_published("living", t, 18.0)
+        obs.check(t)
+    assert obs.violations == []
+    for t in (2790.0, 2900.0):
+        obs.reading_published("living", t, 18.0)
+        obs.check(t)
+    assert _kinds(obs) == ["stuck_sensor_heat"]  # one per episode
+    obs.sensor_stuck("living", False, 3000.0)  # the fault ends: heat is fine again
+    obs.reading_published("living", 4000.0, 21.0)
+    obs.check(4000.0)
+    assert len(obs.violations) == 1
+
+
 def test_two_readings_two_minutes_apart_also_confirm() -> None:
     obs = _observer()
     obs.miner_state("a", 0.0, wall_w=830.0, generation=1, wakes=0)

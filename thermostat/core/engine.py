@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from thermostat.core.allocate import Allocator, HeaterView
 from thermostat.core.control import Controller, Forecast
 from thermostat.core.heater import HeaterMachine
+from thermostat.domain.words import span
 
 
 @dataclass(frozen=True)
@@ -185,8 +186,7 @@ class RoomControl:
         sensor_problems: tuple[str, ...] = ()
         lost = "sensor lost"
         if self.stuck.stuck_at is not None:
-            hours = self.stuck.window_s / 3600.0
-            lost = f"sensor stuck at {self.stuck.stuck_at:.1f} °C for {hours:g} h while heating"
+            lost = f"sensor stuck at {self.stuck.stuck_at:.1f} °C for {span(self.stuck.window_s)} while heating"
             sensor_problems = (lost,)
         if measured is None or not sensor_ok or self.stuck.stuck:
             if self.on_sensor_loss == "lowest":

@@ -63,7 +63,7 @@ FAULT_KINDS = (
     "disk_full",  # RLIMIT_FSIZE 0 on the running service (every file write fails) for 5-15 min
     "state_damaged",  # SIGKILL, the state file overwritten with random bytes, restart
     "sensor_jump",  # one room's sensor reads a plausible, sustained value above max_c for 10-20 min
-    "sensor_stuck",  # one room's sensor repeats a cold value for 20-40 min
+    "sensor_stuck",  # one room's sensor repeats a cold value for 80-100 min (stuck_after is 1 h)
     "sensor_silent",  # one room's sensor publishes nothing for stale_after + 4-10 min
     "mqtt_burst",  # a hostile burst: garbage on sensor, command and other topics
 )
@@ -71,6 +71,7 @@ SIM_START = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)
 TARGET_C = 21.0
 MAX_C = 26.0
 STALE_AFTER_S = 300.0
+STUCK_AFTER_S = 3600.0  # shorter than the default 3 h, so that the stuck-sensor rule acts within a stuck fault
 MIN_ON_S = 600.0
 MIN_OFF_S = 600.0
 MAX_WAKES = 2
@@ -171,7 +172,7 @@ def draw_duration(kind: str, rng: random.Random) -> float:
         "disk_full": lambda: rng.uniform(300.0, 900.0),
         "state_damaged": lambda: 0.0,
         "sensor_jump": lambda: rng.uniform(600.0, 1200.0),
-        "sensor_stuck": lambda: rng.uniform(1200.0, 2400.0),
+        "sensor_stuck": lambda: rng.uniform(4800.0, 6000.0),
         "sensor_silent": lambda: STALE_AFTER_S + rng.uniform(240.0, 600.0),
         "mqtt_burst": lambda: 0.0,
     }[kind]()
@@ -416,7 +417,8 @@ def soak_config_yaml(mqtt_port: int, ports: dict[str, int], *, variant: int = 0)
         lines += [
             f"  {room.id}:",
             f"    name: {name}",
-            f"    sensor: {{topic: soak-sensors/{room.id}, json_key: temperature, stale_after: {STALE_AFTER_S:.0f}s}}",
+            f"    sensor: {{topic: soak-sensors/{room.id}, json_key: temperature, stale_after: {STALE_AFTER_S:.0f}s, "
+            f"stuck_after: {STUCK_AFTER_S:.0f}s}}",
             "    schedule: schedule.yaml",
             f"    limits: {{min_c: 7, max_c: {MAX_C:g}}}",
             "    control: {mode: pid}",
@@ -466,7 +468,9 @@ class Soak:
         self.room_of = {hid: room.id for room in HOUSE for hid in room.heaters}
         start = self.clock.t()
         self.observer = Observer(
-            {r.id: RoomRules(tuple(r.heaters), STALE_AFTER_S, MAX_C) for r in HOUSE},
+            {r.id: RoomRules(tuple(r.heaters), STALE_AFTER_S, MAX_C,
+                             capacity_w=sum(MODELS[m].levels[-1].wall_w for m in r.heaters.values()),
+                             stuck_after_s=STUCK_AFTER_S) for r in HOUSE},
             {hid: HeaterRules(self.room_of[hid], MODELS[m.model].standby_wall_w, MIN_OFF_S, MAX_WAKES)
              for hid, m in self.miners.items()},
             recovery_bound_s=options.recovery_bound_s, start_t=start)
@@ -855,10 +859,13 @@ class Soak:
                 self.sensor_mode[f.target] = ("jump", MAX_C + 1.5 - air)
             elif k == "sensor_stuck":
                 self.sensor_mode[f.target] = ("stuck", round(air - 3.0, 1))
+                self.observer.sensor_stuck(f.target, True, self.clock.t())
             else:
                 self.sensor_mode[f.target] = ("silent", 0.0)
             await self.clock.sleep(f.duration)
             del self.sensor_mode[f.target]
+            if k == "sensor_stuck":
+                self.observer.sensor_stuck(f.target, False, self.clock.t())
         elif k == "mqtt_burst":
             f.note = f"{await self._hostile_burst()} messages"
 

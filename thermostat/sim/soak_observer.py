@@ -11,6 +11,9 @@ Invariants (each violation is kept with its simulated time and the fault active 
   ``stale_after + 60 s``;
 * ``above_max_heat``: no heat in a room more than 60 s after a reading above ``max_c`` was confirmed (3
   consecutive readings above it, or readings above it for 2 minutes, whichever comes first);
+* ``stuck_sensor_heat``: while the harness holds a room's sensor at one value, the room is not heated hard
+  (at ``STUCK_HARD_FRACTION`` of its capacity or more, by the wall watts) for longer than ``stuck_after +
+  STUCK_GRACE_S``;
 * ``wake_cap``: no more than ``max_wakes_per_hour`` wakes of one heater in any rolling hour, across
   restarts of the service and of the miner;
 * ``min_off``: no wake sooner than ``min_off`` after the heater stopped heating;
@@ -37,6 +40,11 @@ HEAT_MARGIN_W = 30.0
 SAFETY_GRACE_S = 60.0  # the issue's allowance after stale_after / a confirmed reading
 WEAR_SLACK_S = 30.0  # soft on/off leads and the observer's sampling period
 UNFROZEN_GRACE_S = 120.0
+# The service judges a sensor stuck once its heaters were asked for half the room's capacity for stuck_after;
+# the observer measures wall watts, which lag the commands (wake ramp), so it counts from a higher share and
+# allows the stop and a sampling period on top.
+STUCK_HARD_FRACTION = 0.6
+STUCK_GRACE_S = 180.0
 CONFIRM_READINGS = 3
 CONFIRM_S = 120.0
 BAND_LOW_K = 0.5  # comfort band [target − 0.5, target + 1.0] (as thermostat.core.kpi and the demo)
@@ -48,6 +56,8 @@ class RoomRules:
     heaters: tuple[str, ...]
     stale_after_s: float
     max_c: float
+    capacity_w: float = 0.0  # the heaters' highest wall watts together (0: no stuck-sensor check)
+    stuck_after_s: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,9 @@ class _Room:
     confirmed_at: float | None = None
     silent_flagged: Violation | None = None  # the open episode's violation (its detail grows with it)
     above_flagged: Violation | None = None
+    stuck_since: float | None = None  # the harness holds the sensor at one value since then
+    hard_since: float | None = None  # heated hard, continuously, since then (while stuck)
+    stuck_flagged: Violation | None = None
     recovery_from: float | None = None
     recovery_fault: str = ""
     recovery_flagged: bool = False
@@ -162,6 +175,13 @@ class Observer:
         if command in POOL_COMMANDS:
             self._violate(t, "pool_command", hid, f"pool-changing command sent: {text[:80]}")
 
+    def sensor_stuck(self, rid: str, stuck: bool, t: float) -> None:
+        """The harness starts (or stops) holding the room's sensor at one value."""
+        room = self._r[rid]
+        room.stuck_since = t if stuck else None
+        room.hard_since = None
+        room.stuck_flagged = None
+
     def reading_published(self, rid: str, t: float, value: float) -> None:
         room = self._r[rid]
         rules = self.rooms[rid]
@@ -208,6 +228,7 @@ class Observer:
         for rid, rules in self.rooms.items():
             room = self._r[rid]
             heating = [hid for hid in rules.heaters if self._counts_as_heat(hid, t)]
+            self._check_stuck(rid, rules, room, heating, t)
             if not heating:
                 continue
             silent_for = t - room.last_reading_t if room.last_reading_t is not None else math.inf
@@ -225,6 +246,27 @@ class Observer:
                         f"{t - room.confirmed_at:.0f} s after a reading above max {rules.max_c:g} °C was confirmed")
                 else:
                     self._extend(room.above_flagged, t)
+
+    def _check_stuck(self, rid: str, rules: RoomRules, room: _Room, heating: list[str], t: float) -> None:
+        if room.stuck_since is None or rules.capacity_w <= 0:
+            return
+        heat_w = sum(self._h[h].w - self.heater_rules[h].standby_w for h in heating)
+        if heat_w < STUCK_HARD_FRACTION * rules.capacity_w:
+            room.hard_since = None
+            room.stuck_flagged = None
+            return
+        if room.hard_since is None:
+            room.hard_since = t
+        hard_for = t - room.hard_since
+        if hard_for <= rules.stuck_after_s + STUCK_GRACE_S:
+            return
+        if room.stuck_flagged is None:
+            room.stuck_flagged = self._violate(
+                t, "stuck_sensor_heat", rid, f"{', '.join(heating)} heating ({heat_w:.0f} W of "
+                f"{rules.capacity_w:.0f} W) for {hard_for:.0f} s with the sensor stuck "
+                f"(stuck_after {rules.stuck_after_s:.0f} s)")
+        else:
+            self._extend(room.stuck_flagged, t)
 
     @staticmethod
     def _extend(v: Violation, t: float) -> None:
