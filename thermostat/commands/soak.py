@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from thermostat.sim.soak import FAULT_KINDS, SoakOptions, format_table, run_soak, summarize
+from thermostat.sim.soak_timings import format_response_table, response_times
 
 
 def register(subparsers: Any) -> None:
@@ -61,7 +62,11 @@ def _main(args: argparse.Namespace) -> int:
                               recovery_bound_s=args.recovery_bound * 60.0, workdir=workdir, progress=progress)
         progress(f"thermostat soak: {args.days:g} simulated days, {args.faults} faults, seed {args.seed}, "
                  f"×{args.speed:g} (about {args.days * 86400 / args.speed / 60:.0f} min), files in {workdir}")
-        return summarize(asyncio.run(run_soak(options)))
+        summary = summarize(asyncio.run(run_soak(options)))
+        log = workdir / "service.log"
+        log_text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+        summary["responses_s"] = response_times(summary["fault_list"], log_text)
+        return summary
 
     try:
         if args.workdir is not None:
@@ -75,6 +80,9 @@ def _main(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     for line in format_table(summary):
+        print(line)
+    print("how fast the service answered (its own log, stamped with simulated time by the harness):")
+    for line in format_response_table(summary["responses_s"], args.speed):
         print(line)
     if args.json is not None:
         args.json.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
