@@ -154,6 +154,12 @@ def test_out_of_range(tmp_path: Path) -> None:
     assert errors(tmp_path, text) == ["F:2:9: mqtt.port: Input should be less than or equal to 65535 (got 70000)"]
 
 
+def test_a_wake_budget_of_zero_is_refused_at_check_time_not_at_start(tmp_path: Path) -> None:
+    text = room() + "heaters:\n  a: {host: 10.0.0.5, model: mini3, max_wakes_per_hour: 0}\n"
+    (line,) = errors(tmp_path, text)
+    assert line.startswith("F:7:") and "heaters.a.max_wakes_per_hour: Input should be greater than or equal to 1" in line
+
+
 def test_missing_required(tmp_path: Path) -> None:
     text = "rooms:\n  living:\n    target: 20\n    heaters: [a]\n" + MINIMAL_HEATERS
     assert errors(tmp_path, text) == [

@@ -423,7 +423,7 @@ class HeaterConfig(BaseModel):
     )
     min_on: Duration = Field(default=600.0, ge=0, description="Shortest run before standby (duration).")
     min_off: Duration = Field(default=600.0, ge=0, description="Shortest standby before waking again (duration).")
-    max_wakes_per_hour: int = Field(default=2, ge=0, le=60, description="Wake-up budget per rolling hour.")
+    max_wakes_per_hour: int = Field(default=2, ge=1, le=60, description="Wake-up budget per rolling hour.")
     fault_recover: Duration = Field(
         default=90.0, ge=0, le=3600,
         description="After a fault, this long of good answers (duration) before the heater is used again.",
