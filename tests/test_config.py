@@ -7,11 +7,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import annotated_types
 import pytest
 
 from thermostat.config import (
     Config,
     ConfigError,
+    HeaterConfig,
     config_warnings,
     load_config,
     load_schedule,
@@ -19,6 +21,7 @@ from thermostat.config import (
     render_reference,
 )
 from thermostat.core.schedule import Schedule
+from thermostat.service.household import default_heater_settings
 from thermostat.yamlio import display_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,7 +160,8 @@ def test_out_of_range(tmp_path: Path) -> None:
 def test_a_wake_budget_of_zero_is_refused_at_check_time_not_at_start(tmp_path: Path) -> None:
     text = room() + "heaters:\n  a: {host: 10.0.0.5, model: mini3, max_wakes_per_hour: 0}\n"
     (line,) = errors(tmp_path, text)
-    assert line.startswith("F:7:") and "heaters.a.max_wakes_per_hour: Input should be greater than or equal to 1" in line
+    assert line.startswith("F:7:")
+    assert "heaters.a.max_wakes_per_hour: Input should be greater than or equal to 1" in line
 
 
 def test_missing_required(tmp_path: Path) -> None:
@@ -439,3 +443,19 @@ def test_sensor_or_sensors(tmp_path: Path) -> None:
                    "    heaters: [a]\n" + MINIMAL_HEATERS)
     (line,) = errors(tmp_path, bad_combine)
     assert line.startswith("F:4:14: rooms.living.combine:") and "mean" in line
+
+
+@pytest.mark.parametrize("field", ["min_on", "min_off", "max_wakes_per_hour", "fault_recover", "fan"])
+def test_every_heater_value_check_config_accepts_builds_a_heater(field: str) -> None:
+    """A value at either end of what the config accepts must not fail later, when the service builds the
+    heater's settings (it did for max_wakes_per_hour: 0)."""
+    info = HeaterConfig.model_fields[field]
+    bounds = [getattr(m, attr) for m in info.metadata for attr in ("ge", "gt", "le", "lt") if hasattr(m, attr)]
+    if field == "fan":
+        bounds = [15, 100, "auto"]
+    assert bounds, f"{field} has no bounds to try"
+    for bound in bounds:
+        value = bound + 1e-3 if isinstance(bound, float) and any(isinstance(m, annotated_types.Gt)
+                                                                 for m in info.metadata) else bound
+        cfg = HeaterConfig.model_validate({"host": "10.0.0.5", "model": "mini3", field: value})
+        default_heater_settings(cfg)
