@@ -80,6 +80,7 @@ def test_a_damaged_file_is_moved_aside_and_a_fresh_one_used(tmp_path: Path,
     assert store.moved_to.read_bytes() == original  # kept for the owner, byte for byte
     assert store.problem is not None and "moved to state.db.damaged-" in store.problem
     assert "\n" not in store.problem
+    assert store.start_problem == store.problem and store.write_problem is None
     assert store.get_heater_state("mini") == HeaterState()  # empty state
     # the fresh file takes writes at once
     store.put_heater_state("mini", HeaterState(wanted_level="standby"), 5.0)
@@ -120,6 +121,7 @@ def test_a_read_only_file_is_left_alone_and_its_state_still_used(tmp_path: Path)
         store.put_room_state("living", RoomState(mode="heat"), 2.0)  # no exception: kept in memory
         assert store.get_room_state("living").mode == "heat"
         assert store.problem is not None and "cannot be written" in store.problem
+        assert store.start_problem is None and store.write_problem == store.problem
         store.close()
     assert (source / "state.db").read_bytes() == before
 
@@ -229,6 +231,11 @@ async def test_the_service_starts_on_a_damaged_state_file(tmp_path: Path, mqtt_b
         assert problem["problem"] is True and "damaged" in problem["text"]
         assert problem["problems"][0]["severity"] == "error"
         assert await retained(port, f"storefaults-{damage.__name__}/status") == b"online"
+        # the fresh file takes writes: what stays reported is the damage found at start, under its own key,
+        # so that a later write failure can clear ("resolved: ...") without hiding it
+        start_problem = service.problems.get("store-start")
+        assert start_problem is not None and "damaged" in start_problem.text
+        assert service.problems.get("store") is None
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)

@@ -739,8 +739,19 @@ class SafeStore:
         self._backoff = min(self._backoff * 2, self.retry_max_s)
 
     @property
+    def start_problem(self) -> str | None:
+        """What was wrong with the state file at start (damaged and moved aside, a directory); kept until a
+        restart."""
+        return self._start_problem
+
+    @property
+    def write_problem(self) -> str | None:
+        """Why changes cannot be written now; None once a write succeeds again."""
+        return self._write_problem
+
+    @property
     def problem(self) -> str | None:
-        """What is wrong with the state file, in plain words; None while every change is written."""
+        """Both, in plain words; None while every change is written and nothing was found at start."""
         if self._write_problem and self._start_problem:
             return f"{self._start_problem}; {self._write_problem}"
         return self._write_problem or self._start_problem

@@ -871,7 +871,9 @@ class Service:
         if self.away.changed:
             self._publish_away()
         self.store.flush()
-        self.problems.set("store", self.store.problem, now=wall.timestamp(), severity="error", mono=now)
+        # two problems, so that writes working again is logged as resolved while a damaged start stays reported
+        self.problems.set("store-start", self.store.start_problem, now=wall.timestamp(), severity="error", mono=now)
+        self.problems.set("store", self.store.write_problem, now=wall.timestamp(), severity="error", mono=now)
         if self.problems.changed:
             self.problems.changed = False
             self._publish_problems()
