@@ -211,8 +211,8 @@ class SensorConfig(BaseModel):
     )
     stuck_after: Duration = Field(
         default=10800.0, gt=0, le=7 * 86400,
-        description="Heated at half its capacity or more this long (duration) without the reading moving by "
-        "0.2 K: the sensor is judged stuck and the room falls back as for a lost sensor.",
+        description="Heated at half its capacity or more this long (duration) while the reading never changed "
+        "(by 0.05 K or more): the sensor is judged stuck and the room falls back as for a lost sensor.",
     )
     humidity_key: str | None = Field(
         default="humidity",
