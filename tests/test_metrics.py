@@ -23,7 +23,7 @@ from conftest import free_port
 from thermostat.adapters import metrics
 from thermostat.clock import ScaledClock
 from thermostat.config import load_config
-from thermostat.core.heater import HeaterState, TransitionEvent
+from thermostat.core.heater import HeaterState
 from thermostat.miners.models import MODELS
 from thermostat.service import Service
 from thermostat.sim.miner import SimMiner
@@ -172,28 +172,6 @@ def test_exposition_of_tricky_values_parses() -> None:
     assert value(fams, "thermostat_room_readings_total", room=tricky) == 3
     assert fams["thermostat_room_readings_total"].kind == "counter"
     assert value(fams, "thermostat_mqtt_connected") == 0
-
-
-def test_wake_counter_survives_the_bounded_event_log() -> None:
-    def ev(heater: str, a: HeaterState, b: HeaterState) -> TransitionEvent:
-        return TransitionEvent(0.0, heater, a, b, "test")
-
-    def wake(heater: str) -> TransitionEvent:
-        return ev(heater, HeaterState.STANDBY, HeaterState.WAKING)
-
-    def other(heater: str) -> TransitionEvent:
-        return ev(heater, HeaterState.WAKING, HeaterState.VERIFYING)
-
-    events: list[TransitionEvent] = [wake("a"), other("a"), wake("b")]
-    counter = metrics._WakeCounter()
-    counter.update(events)
-    assert counter.counts == {"a": 1, "b": 1}
-    counter.update(events)  # nothing new
-    assert counter.counts == {"a": 1, "b": 1}
-    events.extend([other("b"), wake("a")])
-    del events[:-2]  # the service trims its log
-    counter.update(events)
-    assert counter.counts == {"a": 2, "b": 1}
 
 
 # --- end to end -----------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 Anything but ``GET /metrics`` (or ``HEAD /metrics``) is a 404/405; a request line or header longer than
 8190 bytes is a 400 (aiohttp's parser). Values are read from the running `Service` at scrape time by a
-custom collector, so there is nothing to keep in sync; the only state kept here is the wake counter derived
-from the service's bounded transition log (see `_WakeCounter`).
+custom collector, so there is nothing to keep in sync and no state is kept here (a heater's wakes are its
+runtime's own counter).
 
 Off by default; enable with ``metrics: {enabled: true, host: 127.0.0.1, port: 9108}``.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
@@ -44,38 +44,8 @@ def _add(family: Metric, value: float | int | None, **labels: str) -> None:
     family.add_sample(sample, labels, math.nan if value is None else float(value))
 
 
-class _WakeCounter:
-    """Wakes (STANDBY → WAKING) per heater, counted from `service.events` since this server started.
-
-    The service keeps only the last few hundred transitions (`del events[:-500]`), so a position in the
-    list is not stable; the last event seen is found again by identity. If it has been dropped in the
-    meantime (more than ~500 transitions between two scrapes) every event still listed is new.
-    A dedicated counter on `HeaterRuntime` (``wakes``) is preferred when the service has one.
-    """
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-        self._last: Any = None
-
-    def update(self, events: Sequence[Any]) -> None:
-        start = 0
-        if self._last is not None:
-            for i in range(len(events) - 1, -1, -1):
-                if events[i] is self._last:
-                    start = i + 1
-                    break
-        for ev in events[start:]:
-            if ev.from_state == HeaterState.STANDBY and ev.to_state == HeaterState.WAKING:
-                self.counts[ev.heater] = self.counts.get(ev.heater, 0) + 1
-        if events:
-            self._last = events[-1]
-
-
-def collect(service: Any, wakes: _WakeCounter | None = None) -> list[Metric]:
+def collect(service: Any) -> list[Metric]:
     """Every metric family, from the service's state now (duck-typed: rooms, heaters, counters, link)."""
-    if wakes is None:
-        wakes = _WakeCounter()
-    wakes.update(list(service.events))
     rooms = list(service.rooms.values())
     heaters = list(service.heaters.values())
 
@@ -127,8 +97,7 @@ def collect(service: Any, wakes: _WakeCounter | None = None) -> list[Metric]:
         for st in HeaterState:
             _add(state, 1 if st.value == now_state else 0, heater=h.id, state=st.value)
         _add(controlled, 1 if h.controlled else 0, heater=h.id)
-        own = getattr(h, "wakes", None)
-        _add(wake, own if isinstance(own, int) else wakes.counts.get(h.id, 0), heater=h.id)
+        _add(wake, h.wakes, heater=h.id)
         _add(sent, int(h.commands_sent), heater=h.id)
         _add(errors, int(h.command_errors), heater=h.id)
 
@@ -176,12 +145,11 @@ def collect(service: Any, wakes: _WakeCounter | None = None) -> list[Metric]:
 
 
 class _ServiceCollector(Collector):
-    def __init__(self, service: Any, wakes: _WakeCounter) -> None:
+    def __init__(self, service: Any) -> None:
         self.service = service
-        self.wakes = wakes
 
     def collect(self) -> Iterator[Metric]:
-        yield from collect(self.service, self.wakes)
+        yield from collect(self.service)
 
 
 class MetricsServer:
@@ -192,9 +160,8 @@ class MetricsServer:
         self.host = host
         self.port = port
         self.scrapes = 0
-        self._wakes = _WakeCounter()
         self._registry = CollectorRegistry(auto_describe=False)
-        self._registry.register(_ServiceCollector(service, self._wakes))
+        self._registry.register(_ServiceCollector(service))
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)  # adds HEAD too (aiohttp drops the body)
         app.router.add_route("*", "/metrics", self._not_allowed)
