@@ -9,6 +9,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import aiomqtt
@@ -124,6 +125,12 @@ state: {{path: {tmp_path / 'state.db'}}}
         state = states[-1]
         assert state["model"] == "2r2c" and float(state["model_confidence"]) >= 0.5  # type: ignore[arg-type]
         assert state["planner"] == "mpc" and float(state["plan_next_w"]) >= 0  # type: ignore[arg-type]
+        # the plan itself, short: predicted air and mean power per half hour over the 18 h horizon
+        assert state["plan_step_min"] == 30
+        assert len(state["plan_air_c"]) == len(state["plan_power_w"]) == 36  # type: ignore[arg-type]
+        assert all(10.0 < v < 30.0 for v in state["plan_air_c"])  # type: ignore[attr-defined]
+        made = datetime.fromisoformat(str(state["plan_at"]))
+        assert made.tzinfo is not None and abs((made - clock.now()).total_seconds()) < 3600
         assert service.outdoor_c == 3.5
         assert service.dynamic_price.price == 0.11
         assert len(service.outdoor_forecast) == 1

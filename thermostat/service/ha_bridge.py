@@ -6,13 +6,15 @@ maps the service's rooms and heaters onto them, and turns parsed commands into s
 
 from __future__ import annotations
 
+import bisect
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from thermostat.adapters import ha
 from thermostat.core.heater import HeaterState
-from thermostat.core.mpc import MpcController
+from thermostat.core.mpc import MpcController, plan_series
 from thermostat.service import view
 
 if TYPE_CHECKING:
@@ -101,11 +103,11 @@ def _room_json(service: Service, room: RoomRuntime, reason: str) -> str:
         "remote_off": [h.id for h in room.heaters if h.remote_off],
         "sensor_ok": usable_reading(service, room) is not None,
         "problems": service.problems.for_room(room.id),
-        **_planner_state(room),
+        **_planner_state(service, room),
     }, default=str)
 
 
-def _planner_state(room: RoomRuntime) -> dict[str, Any]:
+def _planner_state(service: Service, room: RoomRuntime) -> dict[str, Any]:
     """The learned room model and the current plan (mpc rooms), as flat attributes."""
     controller = room.control.controller
     if not isinstance(controller, MpcController):
@@ -113,9 +115,46 @@ def _planner_state(room: RoomRuntime) -> dict[str, Any]:
     out: dict[str, Any] = {"controller": "mpc", "planner": controller.note or "mpc"}
     if controller.model is not None:
         out.update(controller.model.summary())
-    if controller.plan is not None and controller.active:
-        out.update(controller.plan.summary())
+    plan = controller.plan
+    if plan is not None and controller.active:
+        out.update(plan.summary())
+        made = service.clock.now() - timedelta(seconds=service.clock.monotonic() - plan.start)
+        power, air = plan_lists(plan_series(plan), plan.start)
+        out["plan_at"] = made.astimezone(view.room_tz(room)).isoformat(timespec="seconds")
+        out["plan_step_min"] = round(PLAN_STEP_S / 60)
+        out["plan_air_c"] = air
+        out["plan_power_w"] = power
     return out
+
+
+PLAN_STEP_S = 1800.0  # the room state's plan lists: one value per half hour of the horizon
+
+
+def plan_lists(series: Sequence[tuple[float, float, float]], start: float,
+               step_s: float = PLAN_STEP_S) -> tuple[list[float], list[float]]:
+    """A plan's steps `(end time, W, predicted air °C)` from `start` as two short lists, one value per `step_s`
+    of the horizon: the mean planned power in each interval and the predicted air temperature at its end."""
+    ends = [t for t, _, _ in series]
+    power: list[float] = []
+    air: list[float] = []
+    k = 1
+    while ends and start + k * step_s <= ends[-1] + 1e-6:
+        lo, hi = start + (k - 1) * step_s, start + k * step_s
+        energy = 0.0
+        prev = start
+        for end, watts, _ in series:  # the power of a step holds from the previous step's end to its own
+            energy += watts * max(0.0, min(end, hi) - max(prev, lo))
+            prev = end
+        power.append(round(energy / step_s))
+        i = bisect.bisect_left(ends, hi - 1e-6)
+        if i == 0 or abs(ends[i] - hi) < 1e-6:
+            value = series[i][2]
+        else:  # between two step ends: linear
+            (t0, _, a0), (t1, _, a1) = series[i - 1], series[i]
+            value = a0 + (a1 - a0) * (hi - t0) / (t1 - t0)
+        air.append(round(value, 2))
+        k += 1
+    return power, air
 
 
 def heater_state_messages(service: Service, h: HeaterRuntime) -> Iterator[tuple[str, str]]:
