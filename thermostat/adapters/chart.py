@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from thermostat.core.kpi import Kpi
@@ -68,11 +69,22 @@ def write_room_chart(path: Path, chart: RoomChart) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    times = chart.times
     fig, (temps, power) = plt.subplots(2, 1, figsize=(11, 7), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    draw_room_chart(temps, power, chart)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def draw_room_chart(temps: Any, power: Any, chart: RoomChart) -> None:
+    """Draw `chart` on two matplotlib axes sharing the time axis: temperatures above, heater watts below (for
+    figures with more panels, such as the demo's)."""
+    import matplotlib.dates as mdates
+
+    times = chart.times
     t_times, t_vals = _points(times, chart.target)
     if t_times:
         temps.fill_between(t_times, [v - BAND_LOW_K for v in t_vals], [v + BAND_HIGH_K for v in t_vals],
@@ -124,7 +136,3 @@ def write_room_chart(path: Path, chart: RoomChart) -> None:
     fmt = "%H:%M" if hours <= 36 else "%a %d %H:%M"
     power.xaxis.set_major_formatter(mdates.DateFormatter(fmt, tz=chart.tz))  # type: ignore[no-untyped-call]
     power.set_xlabel(chart.x_label or f"local time ({chart.tz.key})")
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

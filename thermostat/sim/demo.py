@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
+import json
 import logging
 import math
 import shutil
@@ -14,25 +16,33 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiomqtt
+
 from thermostat.adapters import embedded_broker
-from thermostat.adapters.chart import BAND_HIGH_K, BAND_LOW_K, HeaterTrace, RoomChart, write_room_chart
+from thermostat.adapters.chart import BAND_HIGH_K, BAND_LOW_K, HeaterTrace, RoomChart
 from thermostat.adapters.embedded_broker import EmbeddedBroker
-from thermostat.clock import ScaledClock
+from thermostat.adapters.store import HistoryRow, Store
+from thermostat.clock import ScaledClock, VirtualClock
 from thermostat.config import load_config, load_schedule
 from thermostat.core.heater import HeaterState
 from thermostat.core.kpi import Kpi
 from thermostat.core.schedule import Schedule, effective_target, target_at
+from thermostat.core.thermal_model import Sample, true_figures
 from thermostat.service import Service, ServiceTimings
+from thermostat.sim.bench import BenchResult, run_one
 from thermostat.sim.house import SimHouse
-from thermostat.sim.room import ROOM_PRESETS, OutdoorProfile
+from thermostat.sim.plot import DemoPlot, PublishedPlan, plot_demo
+from thermostat.sim.room import ROOM_PRESETS, OutdoorProfile, Room, RoomParams
+from thermostat.sim.scenario import Scenario
+from thermostat.yamlio import load_yaml_file
 
 log = logging.getLogger("thermostat.demo")
 
@@ -40,6 +50,17 @@ DEMO_DAY = date(2026, 1, 12)  # a Monday outside every exception of the default 
 DEMO_START = dtime(5, 30)
 ROOM_ID = "living"
 SENSOR_TOPIC = "demo/living/sensor"
+OUTDOOR_TOPIC = "demo/outdoor"
+FORECAST_TOPIC = "demo/outdoor/forecast"
+BASE_TOPIC = "thermostat-demo"
+STATE_TOPIC = f"{BASE_TOPIC}/room/{ROOM_ID}/state"
+OUTDOOR_AMPLITUDE_K = 3.0  # the simulated weather: mean ± this, warmest at 15:00
+OUTDOOR_PEAK_HOUR = 15.0
+OUTDOOR_EVERY_S = 600.0  # the outdoor sensor reports every 10 simulated minutes ...
+FORECAST_EVERY_S = 3600.0  # ... and the forecast (24 hourly points) is renewed every hour
+LEARN_HOURS = 72.0  # history written before the start: mpc's room model needs two to three days
+MAX_LEARN_HOURS = 14 * 24.0  # the service fits its model to the last 14 days
+LEARN_SEED = 1000  # the learning run's sensor noise differs from the demo's
 EXIT_TIMEOUT_S = 15.0  # real seconds the service's exit action may take
 SHUTDOWN_LIMIT_S = EXIT_TIMEOUT_S + 15.0  # then the demo gives up waiting for the service
 INSTALL_HINT = (
@@ -156,15 +177,16 @@ def demo_config_yaml(*, mqtt_port: int, heaters: dict[str, int], models: dict[st
         "mqtt:",
         "  host: 127.0.0.1",
         f"  port: {mqtt_port}",
-        "  base_topic: thermostat-demo",
+        f"  base_topic: {BASE_TOPIC}",
         "  client_id: thermostat-demo",
+        f"outdoor: {{topic: {OUTDOOR_TOPIC}, forecast_topic: {FORECAST_TOPIC}}}",
         "rooms:",
         f"  {ROOM_ID}:",
         "    name: Living room",
         f"    sensor: {{topic: {SENSOR_TOPIC}, json_key: temperature, stale_after: 30m}}",
         "    schedule: schedule.yaml",
         "    limits: {min_c: 7, max_c: 26}",
-        "    control: {mode: pid}",
+        "    control: {mode: mpc}",
         f"    heaters: [{', '.join(heaters)}]",
         "heaters:",
     ]
@@ -174,12 +196,187 @@ def demo_config_yaml(*, mqtt_port: int, heaters: dict[str, int], models: dict[st
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------------------------------- learning
+
+
+@dataclass(frozen=True)
+class Learned:
+    """The learning run: what was written into the demo's state database, and where the room ended."""
+
+    hours: float
+    seconds: float  # real seconds for the run and the writing
+    readings: int  # history rows with a reading
+    rows: int
+    outdoor_rows: int
+    end_air_c: float
+    end_mass_c: float
+    pid_discomfort_kh: float
+    wakes: int
+
+
+def learning_scenario(*, models: list[str], room: str, outdoor_mean_c: float, schedule_data: dict[str, Any],
+                      end: datetime, hours: float, tz: ZoneInfo) -> Scenario:
+    """The demo's own room, heaters, weather and schedule for `hours` before `end`, as a bench scenario: the
+    house the demo then runs, heated by pid, sensor as in the demo (reports at least every 10 minutes)."""
+    start = (end - timedelta(hours=hours)).astimezone(tz)
+    return Scenario.model_validate({
+        "name": "demo-learning",
+        "description": "the days before the demo: its room heated by pid",
+        "duration_h": hours,
+        "step_s": 60.0,
+        "seed": LEARN_SEED,
+        "start": start,
+        "outdoor": {"mean_c": outdoor_mean_c, "amplitude_k": OUTDOOR_AMPLITUDE_K, "peak_hour": OUTDOOR_PEAK_HOUR},
+        "room": {"preset": room, "initial_air_c": 18.0},
+        "sensor": {"max_silence_s": 600.0},
+        "heaters": [{"model": m} for m in models],
+        "schedule": schedule_data,
+    })
+
+
+def run_learning(scenario: Scenario) -> tuple[list[Sample], Room, BenchResult]:
+    """Run `scenario` with pid through the bench (the real heater machines, allocator and controller against the
+    simulated miners, in virtual time). Returns the history (one sample per minute, as the service records it),
+    the room at the end (the same physics replayed from the recorded heat: the bench keeps only the air
+    temperature in its trace, the demo's house also needs the mass) and the bench's result."""
+    history: list[Sample] = []
+    result = run_one(scenario, "pid", history=history, keep_trace=True)
+    room = scenario.build_room()
+    outdoor = scenario.build_outdoor()
+    gains = scenario.build_gains()
+    for sample in history[:-1]:  # the bench steps the room once a minute with the heat of the minute's start
+        room.step(scenario.step_s, sample.heat_w, outdoor.at(sample.t), gains.at(sample.t))
+    return history, room, result
+
+
+def write_learning(store_path: Path, history: list[Sample], *, start: datetime, schedule: Schedule) -> tuple[int, int]:
+    """The learning run's history into the state database in the service's own format: one room row a minute
+    (reading, target, the heaters' wall watts) and an outdoor reading every OUTDOOR_EVERY_S. Returns the row
+    counts (history, outdoor). No model is written: the service fits its own at start."""
+    epoch0 = start.timestamp()
+    rows: list[HistoryRow] = []
+    outdoor: list[tuple[float, float]] = []
+    target = target_at(schedule, start)
+    for sample in history:
+        ts = epoch0 + sample.t
+        if target.next_change is not None and ts >= target.next_change.timestamp():
+            target = target_at(schedule, datetime.fromtimestamp(ts, UTC))
+        rows.append(HistoryRow(ts, room=ROOM_ID, reading=sample.air_c, target=target.temp, watts=sample.heat_w))
+        if sample.outdoor_c is not None and sample.t % OUTDOOR_EVERY_S < 1e-6:
+            outdoor.append((ts, sample.outdoor_c))
+    with Store(store_path) as store, store.transaction():
+        store.record_history_rows(rows)
+        for ts, temp in outdoor:
+            store.record_outdoor(ts, temp)
+    return len(rows), len(outdoor)
+
+
+def learn_house(store_path: Path, *, models: list[str], room: str, outdoor_mean_c: float, schedule_path: Path,
+                schedule: Schedule, end: datetime, hours: float) -> Learned:
+    """Before the demo: `hours` of pid on the demo's room, written into its state database."""
+    t0 = time.monotonic()
+    data = load_yaml_file(schedule_path)
+    scenario = learning_scenario(models=models, room=room, outdoor_mean_c=outdoor_mean_c, schedule_data=dict(data),
+                                 end=end, hours=hours, tz=schedule.tz)
+    history, final, result = run_learning(scenario)
+    rows, outdoor_rows = write_learning(store_path, history, start=end - timedelta(hours=hours), schedule=schedule)
+    return Learned(hours=hours, seconds=time.monotonic() - t0, readings=sum(s.air_c is not None for s in history),
+                   rows=rows, outdoor_rows=outdoor_rows, end_air_c=final.air_c, end_mass_c=final.mass_c,
+                   pid_discomfort_kh=result.discomfort_kh, wakes=result.wakes)
+
+
+async def fit_before_start(workdir: Path, models: dict[str, str], start: datetime) -> float:
+    """The service's own room-model fit (`Service.refit_models`, what it runs at every start and nightly) on the
+    demo's state database, with the clock standing at the demo's start: a fit takes a few real seconds, which at
+    ×180 would be many simulated minutes of pid fallback. The service stores the model; the demo's service then
+    starts with it, as after a restart (and fits again at start, as always). Returns the real seconds it took."""
+    t0 = time.monotonic()
+    path = workdir / "thermostat-demo.yaml"
+    # the heaters' ports are not known yet and not needed: the fit reads only the state database
+    path.write_text(demo_config_yaml(mqtt_port=1883, heaters=dict.fromkeys(models, 1), models=models),
+                    encoding="utf-8")
+    fitter = Service(load_config(path), clock=VirtualClock(start))
+    try:
+        await fitter.refit_models()
+    finally:
+        fitter.store.close()
+    return time.monotonic() - t0
+
+
+def room_figures(params: RoomParams) -> dict[str, float]:
+    """The simulated room's true dominant time constant and UA (what a fitted model should find)."""
+    tau_s, gain = true_figures(params.c_air_j_per_k, params.c_mass_j_per_k, params.h_am_w_per_k,
+                               params.h_ao_w_per_k, params.h_mo_w_per_k)
+    return {"tau_h": round(tau_s / 3600.0, 1), "ua_w_per_k": round(1.0 / gain, 1)}
+
+
+# --------------------------------------------------------------------------------------------------- outside
+
+
+@dataclass(frozen=True)
+class StateSample:
+    """A room state document as published on STATE_TOPIC, with the simulated time it arrived."""
+
+    when: datetime
+    data: dict[str, Any]
+
+
+async def publish_weather(house: SimHouse, clock: ScaledClock, host: str, port: int, stop: asyncio.Event) -> None:
+    """The house's outdoor sensor and weather forecast: its own outdoor profile, published retained."""
+    next_forecast = -math.inf
+    while not stop.is_set():
+        try:
+            async with aiomqtt.Client(host, port, identifier="thermostat-demo-weather", keepalive=10,
+                                      timeout=5) as client:
+                while not stop.is_set():
+                    t = house.elapsed()
+                    await client.publish(OUTDOOR_TOPIC, f"{house.outdoor.at(t):.2f}", qos=1, retain=True)
+                    if t >= next_forecast:
+                        now = clock.now()
+                        points = [{"datetime": (now + timedelta(hours=h)).isoformat(timespec="seconds"),
+                                   "temperature": round(house.outdoor.at(t + h * 3600.0), 2)} for h in range(25)]
+                        await client.publish(FORECAST_TOPIC, json.dumps(points), qos=1, retain=True)
+                        next_forecast = t + FORECAST_EVERY_S
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), OUTDOOR_EVERY_S / clock.speed)
+        except aiomqtt.MqttError as exc:
+            log.warning("demo weather: MQTT error (%s); retrying", exc)
+            await asyncio.sleep(0.5)
+
+
+async def record_states(clock: ScaledClock, host: str, port: int, out: list[StateSample],
+                        ready: asyncio.Event) -> None:
+    """Every room state document the service publishes, as Home Assistant would see it (until cancelled)."""
+    while True:
+        try:
+            async with aiomqtt.Client(host, port, identifier="thermostat-demo-recorder", keepalive=10,
+                                      timeout=5) as client:
+                await client.subscribe(STATE_TOPIC, qos=1)
+                ready.set()
+                async for msg in client.messages:
+                    try:
+                        data = json.loads(bytes(msg.payload))
+                    except ValueError:
+                        continue
+                    if isinstance(data, dict):
+                        out.append(StateSample(clock.now(), data))
+        except aiomqtt.MqttError as exc:
+            log.warning("demo recorder: MQTT error (%s); retrying", exc)
+            await asyncio.sleep(0.5)
+
+
 # --------------------------------------------------------------------------------------------------- summary
 
 
 @dataclass
 class DemoResult:
     samples: list[Any] = field(default_factory=list)
+    states: list[StateSample] = field(default_factory=list)  # the room state documents, as published
+    learned: Learned | None = None
+    room_truth: dict[str, float] = field(default_factory=dict)  # the simulated room's tau_h and ua_w_per_k
+    start_air_c: float | None = None
+    fit_seconds: float | None = None  # real seconds of the service's fit before the clock started
+    stopped_at: datetime | None = None  # simulated time the run ended (the service's exit action follows)
     interrupted: bool = False
     service_crashed: str | None = None
     final_states: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -194,6 +391,45 @@ class DemoResult:
 
 def _target_at(schedule: Schedule, when: datetime, min_c: float, max_c: float) -> float:
     return min(max(effective_target(schedule, when).temp, min_c), max_c)
+
+
+MODEL_KEYS = ("model", "model_confidence", "model_tau_h", "model_ua_w_per_k", "model_rmse_k", "model_span_h")
+
+
+def run_states(result: DemoResult) -> list[StateSample]:
+    """The room states published during the run (not those of the exit action)."""
+    end = result.stopped_at
+    return [st for st in result.states if end is None or st.when <= end]
+
+
+def planned(st: StateSample) -> bool:
+    """The state says the room's power came from an mpc plan (not from the pid fallback)."""
+    data = st.data
+    return data.get("planner") == "mpc" and isinstance(data.get("plan_air_c"), list) and "plan_step_min" in data
+
+
+def planner_summary(states: list[StateSample], tz: ZoneInfo) -> dict[str, Any]:
+    """What the published room states say about the planner: from when it planned, for how long, its model."""
+    mpc = [st for st in states if planned(st)]
+    plans = {st.data.get("plan_at") for st in mpc}
+    mpc_s = total_s = 0.0
+    for a, b in itertools.pairwise(states):  # a state holds until the next one
+        dt = (b.when - a.when).total_seconds()
+        total_s += dt
+        mpc_s += dt if planned(a) else 0.0
+    last = states[-1].data if states else {}
+    model = {k: last[k] for k in MODEL_KEYS if k in last}
+    return {
+        "states_published": len(states),
+        "mpc_from": mpc[0].when.astimezone(tz).strftime("%H:%M") if mpc else None,
+        "mpc_minutes": mpc_s / 60.0,
+        "state_minutes": total_s / 60.0,
+        "plans_published": len(plans),
+        "planner_at_exit": last.get("planner"),
+        "reason_at_exit": last.get("reason"),
+        "model": model or None,
+        "final_room_state": last or None,
+    }
 
 
 def summarize(result: DemoResult, schedule: Schedule, *, min_c: float = 7.0, max_c: float = 26.0,
@@ -264,6 +500,11 @@ def summarize(result: DemoResult, schedule: Schedule, *, min_c: float = 7.0, max
         "readings_rejected": result.readings_rejected,
         "heaters_at_exit": final,
         "all_heaters_standby": all_standby,
+        "start_air_c": result.start_air_c,
+        "fit_seconds": None if result.fit_seconds is None else round(result.fit_seconds, 1),
+        "learning": None if result.learned is None else asdict(result.learned),
+        "room_truth": dict(result.room_truth),
+        **planner_summary(run_states(result), tz),
     }
 
 
@@ -275,6 +516,32 @@ def format_summary(s: dict[str, Any]) -> list[str]:
         f"summary: {s['start']} → {s['end']} simulated ({s['simulated_hours']:.2f} h in {s['real_seconds']:.0f} s"
         f" real, ×{s['speed']:g}){'  — interrupted' if s['interrupted'] else ''}",
     ]
+    learned = s["learning"]
+    if learned is None:
+        lines.append("  learning run: none (--learn-hours 0): the room has no history, mpc can only run its pid "
+                     "fallback")
+    else:
+        lines.append(
+            f"  learning run: {learned['hours']:g} h of pid on this room and its heaters before the start "
+            f"({learned['readings']} readings, {learned['outdoor_rows']} outdoor readings written to the state "
+            f"database in {learned['seconds']:.1f} s); the room starts at {s['start_air_c']:.2f} °C")
+    model, truth = s["model"], s["room_truth"]
+    if model and "model_confidence" in model:
+        fitted = "the service's own fit" + (f", {s['fit_seconds']:.1f} s before the clock started"
+                                            if s["fit_seconds"] is not None else "")
+        lines.append(
+            f"  room model ({fitted}): {model['model']}, confidence "
+            f"{model['model_confidence']:.2f}, τ {model['model_tau_h']:.1f} h (the simulated room: "
+            f"{truth.get('tau_h', math.nan):.1f} h), UA {model['model_ua_w_per_k']:.1f} W/K "
+            f"({truth.get('ua_w_per_k', math.nan):.1f})")
+    else:
+        lines.append("  room model: none fitted")
+    if s["mpc_from"] is not None:
+        lines.append(
+            f"  planner: mpc planned from {s['mpc_from']}, {s['mpc_minutes']:.0f} of {s['state_minutes']:.0f} min "
+            f"of published room states, {s['plans_published']} plans published; at the end: {s['planner_at_exit']}")
+    else:
+        lines.append(f"  planner: mpc did NOT plan (at the end: {s['planner_at_exit']})")
     if s["reached_band"]:
         lines.append(
             f"  comfort block from {s['comfort_start']} (target {s['comfort_target_c']:.1f} °C): band reached at "
@@ -305,12 +572,63 @@ def format_summary(s: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------------------------------- plot
 
 
-def write_plot(path: Path, result: DemoResult, schedule: Schedule, *, min_c: float = 7.0, max_c: float = 26.0) -> None:
+def select_plans(states: list[StateSample], n: int = 4) -> list[StateSample]:
+    """Up to `n` states with distinct plans, spread over the run: the first plan, the last and between."""
+    firsts: dict[str, StateSample] = {}
+    for st in states:
+        if planned(st) and isinstance(st.data.get("plan_at"), str):
+            firsts.setdefault(st.data["plan_at"], st)
+    chosen = list(firsts.values())
+    if len(chosen) <= n:
+        return chosen
+    return [chosen[round(i * (len(chosen) - 1) / (n - 1))] for i in range(n)]
+
+
+def published_plan(st: StateSample) -> PublishedPlan:
+    data = st.data
+    now = data.get("current_temp")
+    return PublishedPlan(made=datetime.fromisoformat(data["plan_at"]),
+                         step=timedelta(minutes=float(data["plan_step_min"])),
+                         air_now_c=float(now) if isinstance(now, int | float) else None,
+                         air_c=tuple(float(v) for v in data["plan_air_c"]),
+                         power_w=tuple(float(v) for v in data["plan_power_w"]))
+
+
+def write_plot(path: Path, result: DemoResult, schedule: Schedule, *, min_c: float = 7.0,
+               max_c: float = 26.0) -> DemoPlot:
+    samples = result.samples
+    ids = list(samples[0].watts) if samples else []
+    states = run_states(result)
+    plans = [published_plan(st) for st in select_plans(states)]
+    planned_w = [(st.when, float(st.data["plan_next_w"]) if planned(st) and "plan_next_w" in st.data else None)
+                 for st in states]
+    end = samples[-1].when if samples else None
+    fallback = []
+    for i, st in enumerate(states):
+        if planned(st) or (i > 0 and not planned(states[i - 1])):
+            continue
+        j = i
+        while j + 1 < len(states) and not planned(states[j + 1]):
+            j += 1
+        until = states[j + 1].when if j + 1 < len(states) else end or st.when
+        fallback.append((st.when, until))
+    band: list[tuple[datetime, float]] = []
+    if samples:
+        horizon_end = max([p.end for p in plans], default=samples[-1].when)
+        at = samples[0].when
+        while at <= horizon_end:
+            band.append((at, _target_at(schedule, at, min_c, max_c)))
+            at += timedelta(minutes=5)
+    drawn = plot_demo(path, _room_chart(result, schedule, min_c=min_c, max_c=max_c, ids=ids), planned_w=planned_w,
+                      fallback=fallback, plans=plans, band=band)
+    return drawn
+
+
+def _room_chart(result: DemoResult, schedule: Schedule, *, min_c: float, max_c: float, ids: list[str]) -> RoomChart:
     samples = result.samples
     tz = schedule.tz
-    ids = list(samples[0].watts) if samples else []
-    chart = RoomChart(
-        title="thermostat demo: living room, real service, simulated miners",
+    return RoomChart(
+        title="thermostat demo: living room, real service (mpc), simulated miners",
         tz=tz,
         times=[s.when.astimezone(tz) for s in samples],
         target=[_target_at(schedule, s.when, min_c, max_c) for s in samples],
@@ -322,7 +640,6 @@ def write_plot(path: Path, result: DemoResult, schedule: Schedule, *, min_c: flo
         kwh=result.metered_kwh,
         x_label=f"simulated local time ({tz.key})",
     )
-    write_room_chart(path, chart)
 
 
 # --------------------------------------------------------------------------------------------------- run
@@ -349,7 +666,9 @@ def _progress_line(service: Any, house: Any, clock: Any, tz: ZoneInfo) -> str:
     clock_text = clock.now().astimezone(tz).strftime("%H:%M")
     room_text = "  --  " if measured is None else f"{measured:4.1f} °C"
     target_text = "--" if target is None else f"{target:.1f}"
-    return f"{clock_text}  room {room_text}  target {target_text}  {ROOM_ID}: {', '.join(parts)}  total {total:.0f} W"
+    note = room.control.controller.note
+    return (f"{clock_text}  room {room_text}  target {target_text}  {ROOM_ID}: {', '.join(parts)}  total {total:.0f} W"
+            + (f"  [{note}]" if note else ""))
 
 
 async def run_demo(args: argparse.Namespace, broker_host: str, broker_port: int, workdir: Path,
@@ -360,19 +679,39 @@ async def run_demo(args: argparse.Namespace, broker_host: str, broker_port: int,
     schedule = load_schedule(workdir / "schedule.yaml")
     tz = schedule.tz
     start = datetime.combine(DEMO_DAY, DEMO_START, tzinfo=tz).astimezone(UTC)
-    clock = ScaledClock(args.speed, start=start)
+    learned: Learned | None = None
+    fit_seconds = 0.0
+    initial_air, initial_mass = (args.start_temp if args.start_temp is not None else 17.0), None
+    if args.learn_hours > 0:
+        if not args.quiet:
+            print(f"learning run: {args.learn_hours:g} h of pid on the room before the start (virtual time)…",
+                  file=out, flush=True)
+        learned = learn_house(workdir / "state.db", models=list(models.values()), room=args.room,
+                              outdoor_mean_c=args.outdoor, schedule_path=workdir / "schedule.yaml",
+                              schedule=schedule, end=start, hours=args.learn_hours)
+        initial_air, initial_mass = learned.end_air_c, learned.end_mass_c
+        fit_seconds = await fit_before_start(workdir, models, start)
+        if not args.quiet:
+            print(f"learning run: {learned.rows} history rows written in {learned.seconds:.1f} s, the service's "
+                  f"room model fitted to them in {fit_seconds:.1f} s; the room is at {initial_air:.2f} °C",
+                  file=out, flush=True)
+    clock = ScaledClock(args.speed, start=start)  # after the learning run and the fit: the simulated day starts now
     start_hour = DEMO_START.hour + DEMO_START.minute / 60.0
+    params = ROOM_PRESETS[args.room]
     house = SimHouse(
         clock,
         models,
         mqtt_host=broker_host,
         mqtt_port=broker_port,
         sensor_topic=SENSOR_TOPIC,
-        room_params=ROOM_PRESETS[args.room],
-        initial_air_c=args.start_temp,
-        outdoor=OutdoorProfile(mean_c=args.outdoor, amplitude_k=3.0, peak_hour=15.0, start_hour=start_hour),
+        room_params=params,
+        initial_air_c=initial_air,
+        initial_mass_c=initial_mass,
+        outdoor=OutdoorProfile(mean_c=args.outdoor, amplitude_k=OUTDOOR_AMPLITUDE_K, peak_hour=OUTDOOR_PEAK_HOUR,
+                               start_hour=start_hour),
     )
-    result = DemoResult(samples=house.history)
+    result = DemoResult(samples=house.history, learned=learned, room_truth=room_figures(params),
+                        start_air_c=initial_air, fit_seconds=fit_seconds if learned is not None else None)
     ports = await house.start()
     config_path = workdir / "thermostat-demo.yaml"
     config_path.write_text(demo_config_yaml(mqtt_port=broker_port, heaters=ports, models=models), encoding="utf-8")
@@ -392,7 +731,14 @@ async def run_demo(args: argparse.Namespace, broker_host: str, broker_port: int,
     house_stop = asyncio.Event()
     service_stop = asyncio.Event()
     real0 = time.monotonic()
+    recording = asyncio.Event()
+    recorder = asyncio.create_task(record_states(clock, broker_host, broker_port, result.states, recording),
+                                   name="recorder")
+    with contextlib.suppress(TimeoutError):  # without it the plot lacks the plans; the run itself goes on
+        await asyncio.wait_for(recording.wait(), 5.0)
     house_task = asyncio.create_task(house.run(house_stop), name="house")
+    weather_task = asyncio.create_task(publish_weather(house, clock, broker_host, broker_port, house_stop),
+                                       name="weather")
     service_task = asyncio.create_task(service.run(service_stop), name="service")
     end_t = args.hours * 3600.0
     progress_every = 2.0  # real seconds
@@ -408,6 +754,7 @@ async def run_demo(args: argparse.Namespace, broker_host: str, broker_port: int,
         if not args.quiet:
             print(_progress_line(service, house, clock, tz), file=out, flush=True)
         result.interrupted = interrupt.is_set()
+        result.stopped_at = clock.now()
         if result.interrupted and not args.quiet:
             print("interrupted: stopping the service (heaters to standby)…", file=out, flush=True)
         elif not args.quiet:
@@ -433,6 +780,11 @@ async def run_demo(args: argparse.Namespace, broker_host: str, broker_port: int,
         house_stop.set()
         with contextlib.suppress(Exception):
             await house_task
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(weather_task, 5.0)
+        recorder.cancel()
+        with contextlib.suppress(BaseException):
+            await recorder
         result.real_seconds = time.monotonic() - real0
         for hid, miner in house.sim_miners.items():
             h = service.heaters[hid]
