@@ -405,7 +405,8 @@ def run_states(result: DemoResult) -> list[StateSample]:
 def planned(st: StateSample) -> bool:
     """The state says the room's power came from an mpc plan (not from the pid fallback)."""
     data = st.data
-    return data.get("planner") == "mpc" and isinstance(data.get("plan_air_c"), list) and "plan_step_min" in data
+    return (data.get("planner") == "mpc" and isinstance(data.get("plan_air_c"), list) and "plan_step_min" in data
+            and isinstance(data.get("plan_at"), str))
 
 
 def planner_summary(states: list[StateSample], tz: ZoneInfo) -> dict[str, Any]:
@@ -421,7 +422,8 @@ def planner_summary(states: list[StateSample], tz: ZoneInfo) -> dict[str, Any]:
     model = {k: last[k] for k in MODEL_KEYS if k in last}
     return {
         "states_published": len(states),
-        "mpc_from": mpc[0].when.astimezone(tz).strftime("%H:%M") if mpc else None,
+        # when the first plan was made (its `plan_at`; the state carrying it may arrive a little later)
+        "mpc_from": datetime.fromisoformat(mpc[0].data["plan_at"]).astimezone(tz).strftime("%H:%M") if mpc else None,
         "mpc_minutes": mpc_s / 60.0,
         "state_minutes": total_s / 60.0,
         "plans_published": len(plans),
@@ -576,7 +578,7 @@ def select_plans(states: list[StateSample], n: int = 4) -> list[StateSample]:
     """Up to `n` states with distinct plans, spread over the run: the first plan, the last and between."""
     firsts: dict[str, StateSample] = {}
     for st in states:
-        if planned(st) and isinstance(st.data.get("plan_at"), str):
+        if planned(st):
             firsts.setdefault(st.data["plan_at"], st)
     chosen = list(firsts.values())
     if len(chosen) <= n:
