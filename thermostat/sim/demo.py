@@ -615,12 +615,14 @@ def write_plot(path: Path, result: DemoResult, schedule: Schedule, *, min_c: flo
         until = states[j + 1].when if j + 1 < len(states) else end or st.when
         fallback.append((st.when, until))
     band: list[tuple[datetime, float]] = []
-    if samples:
+    if samples:  # the schedule's target from the start to the end of the last plan, as steps at its changes
         horizon_end = max([p.end for p in plans], default=samples[-1].when)
         at = samples[0].when
-        while at <= horizon_end:
+        while at < horizon_end:
             band.append((at, _target_at(schedule, at, min_c, max_c)))
-            at += timedelta(minutes=5)
+            change = target_at(schedule, at).next_change
+            at = horizon_end if change is None or change <= at else min(change, horizon_end)
+        band.append((horizon_end, _target_at(schedule, horizon_end, min_c, max_c)))
     drawn = plot_demo(path, _room_chart(result, schedule, min_c=min_c, max_c=max_c, ids=ids), planned_w=planned_w,
                       fallback=fallback, plans=plans, band=band)
     return drawn

@@ -157,13 +157,12 @@ def plot_demo(path: str | Path, chart: RoomChart, *, planned_w: Sequence[tuple[d
     `planned_w`: (time, plan_next_w or None while mpc did not plan) per published room state; `fallback`: (start,
     end) of the stretches without an mpc plan; `band`: (time, target) over the run and the plans' horizon. The
     chart's outdoor temperature goes into the title (on the °C axis it would squash the room's curves)."""
-    fig = plt.figure(figsize=(11, 13), layout="constrained")
-    grid = fig.add_gridspec(4, 1, height_ratios=[3, 2, 3, 1.6])
+    # without a plan there is no horizon to show: the run's two panels only
+    fig = plt.figure(figsize=(11, 13 if plans else 7), layout="constrained")
+    grid = fig.add_gridspec(4 if plans else 2, 1, height_ratios=[3, 2, 3, 1.6] if plans else [3, 2])
     # Any: matplotlib's stubs type the x values as floats, while it converts datetimes itself (dates units)
     temps: Any = fig.add_subplot(grid[0])
     power: Any = fig.add_subplot(grid[1], sharex=temps)
-    ahead: Any = fig.add_subplot(grid[2])
-    ahead_w: Any = fig.add_subplot(grid[3], sharex=ahead)
     outdoor = [v for v in chart.outdoor if v is not None]
     title = chart.title
     if outdoor:
@@ -193,7 +192,23 @@ def plot_demo(path: str | Path, chart: RoomChart, *, planned_w: Sequence[tuple[d
     power.legend(loc="upper right", fontsize=7)
     temps.tick_params(labelbottom=False)
     power.tick_params(axis="x", labelrotation=30)
+    if plans:
+        _draw_horizon(fig.add_subplot(grid[2]), fig.add_subplot(grid[3]), chart, plans, colours, labels, band)
+    drawn_plot = DemoPlot(plans=tuple(labels), planned_points=len(drawn), fallback_spans=len(fallback))
+    fig.savefig(Path(path), dpi=100, format="png", metadata={
+        "Title": chart.title,
+        "thermostat:plans": ",".join(drawn_plot.plans),
+        "thermostat:planned_points": str(drawn_plot.planned_points),
+    })
+    plt.close(fig)
+    return drawn_plot
 
+
+def _draw_horizon(ahead: Any, ahead_w: Any, chart: RoomChart, plans: Sequence[PublishedPlan], colours: list[Any],
+                  labels: list[str], band: Sequence[tuple[datetime, float]]) -> None:
+    """The plans over their whole horizon: predicted air against the band above, planned power below."""
+    ahead_w.sharex(ahead)
+    tz = chart.tz
     if band:
         b_times = [t for t, _ in band]
         b_vals = [v for _, v in band]
@@ -222,14 +237,6 @@ def plot_demo(path: str | Path, chart: RoomChart, *, planned_w: Sequence[tuple[d
     ahead_w.set_ylim(bottom=0)
     ahead_w.xaxis.set_major_formatter(mdates.DateFormatter("%a %H:%M", tz=tz))  # type: ignore[no-untyped-call]
     ahead_w.set_xlabel(f"simulated local time ({tz.key})")
-    drawn_plot = DemoPlot(plans=tuple(labels), planned_points=len(drawn), fallback_spans=len(fallback))
-    fig.savefig(Path(path), dpi=100, format="png", metadata={
-        "Title": chart.title,
-        "thermostat:plans": ",".join(drawn_plot.plans),
-        "thermostat:planned_points": str(drawn_plot.planned_points),
-    })
-    plt.close(fig)
-    return drawn_plot
 
 
 def _spread(n: int, lo: float, hi: float) -> list[float]:
