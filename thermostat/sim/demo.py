@@ -623,9 +623,15 @@ def write_plot(path: Path, result: DemoResult, schedule: Schedule, *, min_c: flo
             change = target_at(schedule, at).next_change
             at = horizon_end if change is None or change <= at else min(change, horizon_end)
         band.append((horizon_end, _target_at(schedule, horizon_end, min_c, max_c)))
-    drawn = plot_demo(path, _room_chart(result, schedule, min_c=min_c, max_c=max_c, ids=ids), planned_w=planned_w,
-                      fallback=fallback, plans=plans, band=band)
-    return drawn
+    caption = None
+    if states:
+        last = states[-1]
+        model = last.data.get("model_confidence")
+        caption = (f"room state at {last.when.astimezone(schedule.tz):%H:%M}: reason \"{last.data.get('reason')}\", "
+                   f"planner {last.data.get('planner')}"
+                   + (f", model {last.data.get('model')} (confidence {model:.2f})" if isinstance(model, float) else ""))
+    return plot_demo(path, _room_chart(result, schedule, min_c=min_c, max_c=max_c, ids=ids), planned_w=planned_w,
+                     fallback=fallback, plans=plans, band=band, caption=caption)
 
 
 def _room_chart(result: DemoResult, schedule: Schedule, *, min_c: float, max_c: float, ids: list[str]) -> RoomChart:

@@ -151,12 +151,13 @@ class DemoPlot:
 
 def plot_demo(path: str | Path, chart: RoomChart, *, planned_w: Sequence[tuple[datetime, float | None]],
               fallback: Sequence[tuple[datetime, datetime]], plans: Sequence[PublishedPlan],
-              band: Sequence[tuple[datetime, float]]) -> DemoPlot:
+              band: Sequence[tuple[datetime, float]], caption: str | None = None) -> DemoPlot:
     """The demo's figure: `chart` over the run with the planner's state on it, and `plans` over their horizon.
 
     `planned_w`: (time, plan_next_w or None while mpc did not plan) per published room state; `fallback`: (start,
-    end) of the stretches without an mpc plan; `band`: (time, target) over the run and the plans' horizon. The
-    chart's outdoor temperature goes into the title (on the °C axis it would squash the room's curves)."""
+    end) of the stretches without an mpc plan; `band`: (time, target) over the run and the plans' horizon;
+    `caption`: a line above the power panel (the room's reason as published). The chart's outdoor temperature goes
+    into the title (on the °C axis it would squash the room's curves)."""
     # without a plan there is no horizon to show: the run's two panels only
     fig = plt.figure(figsize=(11, 13 if plans else 7), layout="constrained")
     grid = fig.add_gridspec(4 if plans else 2, 1, height_ratios=[3, 2, 3, 1.6] if plans else [3, 2])
@@ -190,6 +191,8 @@ def plot_demo(path: str | Path, chart: RoomChart, *, planned_w: Sequence[tuple[d
         power.step([t for t, _ in planned_w], [math.nan if w is None else float(w) for _, w in planned_w],
                    where="post", color="black", lw=1.3, label="mpc: planned power now (plan_next_w)")
     power.legend(loc="upper right", fontsize=7)
+    if caption:
+        power.set_title(caption, fontsize=9, loc="left")
     temps.tick_params(labelbottom=False)
     power.tick_params(axis="x", labelrotation=30)
     if plans:
