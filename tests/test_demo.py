@@ -9,7 +9,9 @@ drawn. Without a learning run the same room runs mpc's pid fallback, and the plo
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -213,7 +215,16 @@ def test_demo_plans_with_mpc_reaches_the_band_and_parks_every_heater(tmp_path: P
 
 
 def test_demo_without_history_runs_the_pid_fallback_and_draws_no_plan(tmp_path: Path) -> None:
-    proc, summary, plot = _run_demo(tmp_path, "--hours", "0.5", "--learn-hours", "0")
+    # a thermostat of the household's own may hold the default dashboard port: the demo takes another
+    holder = socket.socket()
+    with contextlib.suppress(OSError):
+        holder.bind(("127.0.0.1", 8480))
+        holder.listen()
+    try:
+        proc, summary, plot = _run_demo(tmp_path, "--hours", "0.5", "--learn-hours", "0")
+    finally:
+        holder.close()
+    assert "dashboard: http://127.0.0.1:" in proc.stdout and "dashboard not started" not in proc.stdout + proc.stderr
     assert summary["learning"] is None and summary["model"] is None
     state = summary["final_room_state"]
     assert state["controller"] == "mpc" and "pid fallback" in state["planner"] and "plan_air_c" not in state

@@ -170,8 +170,11 @@ def heater_ids(models: list[str]) -> dict[str, str]:
     return ids
 
 
-def demo_config_yaml(*, mqtt_port: int, heaters: dict[str, int], models: dict[str, str]) -> str:
-    """The demo's house configuration (YAML). Paths are relative to the config file's directory."""
+def demo_config_yaml(*, mqtt_port: int, heaters: dict[str, int], models: dict[str, str],
+                     dashboard_port: int = 8480) -> str:
+    """The demo's house configuration (YAML). Paths are relative to the config file's directory. The demo
+    gives the dashboard a free port of its own, so that a thermostat already running on this machine (on the
+    default 8480) and the demo do not collide."""
     lines = [
         "# written by `thermostat demo`",
         "mqtt:",
@@ -192,7 +195,8 @@ def demo_config_yaml(*, mqtt_port: int, heaters: dict[str, int], models: dict[st
     ]
     for hid, port in heaters.items():
         lines.append(f"  {hid}: {{host: 127.0.0.1, port: {port}, model: {models[hid]}}}")
-    lines += ["state: {path: state.db}", "log: {level: warning}", ""]
+    lines += [f"dashboard: {{host: 127.0.0.1, port: {dashboard_port}}}", "state: {path: state.db}",
+              "log: {level: warning}", ""]
     return "\n".join(lines)
 
 
@@ -724,7 +728,9 @@ async def run_demo(args: argparse.Namespace, broker_host: str, broker_port: int,
                         start_air_c=initial_air, fit_seconds=fit_seconds if learned is not None else None)
     ports = await house.start()
     config_path = workdir / "thermostat-demo.yaml"
-    config_path.write_text(demo_config_yaml(mqtt_port=broker_port, heaters=ports, models=models), encoding="utf-8")
+    dashboard_port = _free_port()
+    config_path.write_text(demo_config_yaml(mqtt_port=broker_port, heaters=ports, models=models,
+                                            dashboard_port=dashboard_port), encoding="utf-8")
     config = load_config(config_path)
     service = Service(config, clock=clock, timings=ServiceTimings(exit_timeout_s=EXIT_TIMEOUT_S))
 
@@ -750,6 +756,8 @@ async def run_demo(args: argparse.Namespace, broker_host: str, broker_port: int,
     weather_task = asyncio.create_task(publish_weather(house, clock, broker_host, broker_port, house_stop),
                                        name="weather")
     service_task = asyncio.create_task(service.run(service_stop), name="service")
+    if not args.quiet:
+        print(f"dashboard: http://127.0.0.1:{dashboard_port}/ while the demo runs", file=out, flush=True)
     end_t = args.hours * 3600.0
     progress_every = 2.0  # real seconds
     next_progress = time.monotonic()
