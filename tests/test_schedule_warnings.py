@@ -9,6 +9,7 @@ import pytest
 
 from thermostat import cli
 from thermostat.config import ConfigError, config_warnings, load_config, load_schedule, schedule_file_warnings
+from thermostat.schedule_file import load_schedule_and_warnings
 
 OUT_OF_ORDER = """\
 timezone: Europe/Berlin
@@ -59,6 +60,21 @@ def test_in_order_schedule_has_no_warning(tmp_path: Path) -> None:
     path = _write(tmp_path, "s.yaml", OUT_OF_ORDER.replace('"22:00", preset: eco}\n    - {at: "06:00"',
                                                            '"05:00", preset: eco}\n    - {at: "06:00"'))
     assert schedule_file_warnings(path) == []
+
+
+def test_one_reading_gives_the_schedule_and_the_warnings_of_two(tmp_path: Path) -> None:
+    """`schedule show` reads its file once (load_schedule_and_warnings); it must agree with the two readings."""
+    path = _write(tmp_path, "s.yaml", OUT_OF_ORDER)
+    schedule, warnings = load_schedule_and_warnings(path)
+    assert warnings == schedule_file_warnings(path) and len(warnings) == 1
+    assert schedule.week == load_schedule(path).week and schedule.presets == {"comfort": 27, "eco": 18}
+    bad = _write(tmp_path, "bad.yaml", MANY_BAD)
+    with pytest.raises(ConfigError) as once:
+        load_schedule_and_warnings(bad)
+    with pytest.raises(ConfigError) as alone:
+        load_schedule(bad)
+    assert once.value.errors == alone.value.errors
+    assert {int(line.split(":")[1]) for line in once.value.errors} == {3, 5, 9, 11, 12}
 
 
 def test_every_bad_value_at_its_own_line_with_a_fahrenheit_hint(tmp_path: Path) -> None:

@@ -38,32 +38,20 @@ from pydantic import (
 )
 from pydantic_core import PydanticUndefined
 
-from thermostat.core.schedule import Schedule, ScheduleError, ScheduleSpec, load_zone, raw_problems, schedule_warnings
+from thermostat.core.schedule import Schedule, load_zone
 from thermostat.core.steer import parse_duration_s
 from thermostat.core.tariff import Tariff, TariffError, tariff_from_data
 from thermostat.miners.models import MODELS
-from thermostat.yamlio import (
-    Problem,
-    YamlFileError,
-    did_you_mean,
-    display_path,
-    format_problems,
-    load_yaml_file,
-    problems_from_validation_error,
-)
+from thermostat.schedule_file import ConfigError as ConfigError
+from thermostat.schedule_file import load_mapping, read_schedule, warning_lines
+from thermostat.schedule_file import load_schedule as load_schedule
+from thermostat.schedule_file import schedule_file_warnings as schedule_file_warnings
+from thermostat.yamlio import Problem, did_you_mean, display_path, format_problems, problems_from_validation_error
 
 ID_PATTERN = r"[a-z0-9_-]+"
 _ID_RE = re.compile(rf"^{ID_PATTERN}$")
 _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST_RE = re.compile(rf"^{_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?$")
-
-
-class ConfigError(Exception):
-    """Every problem found, one formatted line each; `str()` is the newline-joined report."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
 
 
 # --------------------------------------------------------------------------- value types
@@ -720,58 +708,11 @@ class Config(BaseModel):
 # --------------------------------------------------------------------------- loading
 
 
-def _load_mapping(p: Path, when_empty: str, when_not_mapping: str) -> dict[str, Any]:
-    """The YAML document of `p`, which must be a non-empty mapping; otherwise a located ConfigError."""
-    name = display_path(p)
-    try:
-        data = load_yaml_file(p)
-    except YamlFileError as exc:
-        raise ConfigError(exc.errors) from None
-    if data is None:
-        raise ConfigError([f"{name}: {when_empty}"])
-    if not isinstance(data, dict):
-        raise ConfigError([f"{name}:1:1: (top level): {when_not_mapping}"])
-    return data
-
-
-def load_schedule(path: str | Path) -> Schedule:
-    """Load and validate one schedule file. Raises ConfigError with `file:line:col` lines."""
-    return _read_schedule(Path(path))[0]
-
-
-def schedule_file_warnings(path: str | Path, *, rooms: dict[str, LimitsConfig] | None = None) -> list[str]:
-    """`file:line:col: field: warning` lines for a valid schedule file: blocks written out of time order and,
-    for each room given with its limits, temperatures the room will clamp. Raises ConfigError if invalid."""
-    p = Path(path)
-    _, data = _read_schedule(p)
-    return _schedule_warning_lines(p, data, rooms or {})
-
-
-def _schedule_warning_lines(p: Path, data: dict[str, Any], rooms: dict[str, LimitsConfig]) -> list[str]:
-    found = schedule_warnings(data)
-    for rid, limits in rooms.items():
-        found += schedule_warnings(data, min_c=limits.min_c, max_c=limits.max_c, room=rid)
-    return format_problems(display_path(p), data, [Problem(w.loc, w.message, w.on_key) for w in found])
-
-
-def _read_schedule(p: Path) -> tuple[Schedule, dict[str, Any]]:
-    name = display_path(p)
-    data = _load_mapping(p, "file is empty", "a schedule must be a mapping (timezone, presets, week)")
-    try:
-        return Schedule.from_data(data, name=p.stem), data
-    except ValidationError as exc:
-        problems = problems_from_validation_error(exc, ScheduleSpec)
-        problems += [Problem(sp.loc, sp.message, sp.on_key) for sp in raw_problems(data)]
-    except ScheduleError as exc:
-        problems = [Problem(sp.loc, sp.message, sp.on_key) for sp in exc.problems]
-    raise ConfigError(format_problems(name, data, problems))
-
-
 def load_config(path: str | Path) -> Config:
     """Load, validate and cross-check a house configuration. Raises ConfigError listing every problem."""
     p = Path(path)
     name = display_path(p)
-    data = _load_mapping(
+    data = load_mapping(
         p, "file is empty (expected rooms: and heaters:)", "the configuration must be a mapping (mqtt:, rooms:, ...)"
     )
     base = p.resolve().parent
@@ -814,7 +755,7 @@ def load_config(path: str | Path) -> Config:
     config._path = p.resolve()
     for spath, (_, sdata) in schedules.items():
         limits = {rid: room.limits for rid, room in config.rooms.items() if room.schedule == spath}
-        config._warnings.extend(_schedule_warning_lines(spath, sdata, limits))
+        config._warnings.extend(warning_lines(spath, sdata, limits))
     for rid, room in config.rooms.items():
         if room.schedule is not None:
             config._schedules[rid] = schedules[room.schedule][0]
@@ -869,7 +810,7 @@ def _cross_check(
                 failed.add(spath)
                 continue
             try:
-                schedules[spath] = _read_schedule(spath)
+                schedules[spath] = read_schedule(spath)
             except ConfigError as exc:
                 failed.add(spath)
                 other_files.extend(exc.errors)
@@ -930,7 +871,7 @@ def state_path_errors(config: Config) -> list[str]:
             message = f"its folder {path.parent} cannot be created: {ancestor} is not a directory"
     if message is None or config.path is None:
         return []
-    data = _load_mapping(config.path, "", "")
+    data = load_mapping(config.path, "", "")
     return format_problems(display_path(config.path), data, [Problem(("state", "path"), message)])
 
 

@@ -1,6 +1,7 @@
 """`thermostat schedule show FILE [--date D] [--week]` and `thermostat schedule check FILE`.
 
-Both print the file's warnings (blocks written out of time order) before their output."""
+Both print the file's warnings (blocks written out of time order) before their output. They read the file
+with thermostat.schedule_file, which needs the schedule's models only, not the house configuration's."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import argparse
 import sys
 from datetime import UTC, date, datetime, timedelta
 
-from thermostat.config import ConfigError, load_schedule, schedule_file_warnings
 from thermostat.core.schedule import (
     DAY_NAMES,
     Schedule,
@@ -16,6 +16,7 @@ from thermostat.core.schedule import (
     day_timeline,
     dst_transitions,
 )
+from thermostat.schedule_file import ConfigError, load_schedule_and_warnings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,8 +36,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _load(path: str) -> Schedule | None:
     try:
-        schedule = load_schedule(path)
-        for line in schedule_file_warnings(path):
+        schedule, warnings = load_schedule_and_warnings(path)
+        for line in warnings:
             print(f"warning: {line}", file=sys.stderr)
         return schedule
     except ConfigError as exc:
