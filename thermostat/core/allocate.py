@@ -94,6 +94,11 @@ class HeaterView:
             rungs = [(lv.name, lv.wall_w) for lv in self.spec.levels]
         return tuple(sorted(rungs, key=lambda r: r[1]))
 
+    @cached_property
+    def group(self) -> tuple[str, tuple[float, ...]]:
+        """Which heaters are equals (same model and ladder watts): the lead rotates among them."""
+        return (self.spec.key, tuple(w for _, w in self._ladder))
+
     @property
     def switchable(self) -> bool:
         return self.spec.has_standby or self.has_plug
@@ -260,7 +265,7 @@ class Allocator:
 
     @staticmethod
     def _group(h: HeaterView) -> tuple[str, tuple[float, ...]]:
-        return (h.spec.key, tuple(w for _, w in h.ladder()))
+        return h.group
 
     # -- main -----------------------------------------------------------------------------------------------
 
