@@ -280,9 +280,7 @@ def run_one(scenario: Scenario, controller: str, *, keep_trace: bool = False,
         # 1. heaters run event by event up to t
         _drive_heaters(machines, executors, clock, until=t)
         clock.t = t
-        for miner in miners.values():
-            miner.update()
-        heat_w = sum(m.wall_w for m in miners.values())
+        heat_w = sum(m.wall_w for m in miners.values())  # reading wall_w brings each miner up to clock.t
         out_c = outdoor.at(t)
         gain_w = gains.at(t)
         window = scenario.window_open(t)
