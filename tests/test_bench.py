@@ -9,6 +9,7 @@ import pytest
 
 from thermostat.cli import main
 from thermostat.core.preheat import Preheat, PreheatSettings
+from thermostat.miners.models import NANO3S
 from thermostat.sim.bench import CONTROLLERS, BenchResult, format_goals, format_table, goals, run_many, run_one
 from thermostat.sim.scenario import load_scenario
 
@@ -152,3 +153,45 @@ def test_optimal_stop_lowers_inside_the_band_before_a_drop() -> None:
     assert Preheat(PreheatSettings(enabled=False)).setpoint(0.0, 21.0, 21.0, 60.0, 18.0) == 21.0
     assert p.setpoint(0.0, None, 21.0, 60.0, 18.0) == 21.0  # no reading: the target
     assert p.setpoint(0.0, 20.0, 21.0, None, None) == 21.0  # no next change known
+
+
+PLUGGED = """\
+name: plugged_nano
+duration_h: 8
+seed: 3
+start: 2026-01-05T00:00:00
+outdoor: {{mean_c: 8}}
+room: {{preset: small, initial_air_c: 21}}
+heaters:
+  - {{model: nano3s, count: 1, has_plug: {plug}}}
+schedule:
+  timezone: Europe/Berlin
+  presets: {{comfort: 22, eco: 16}}
+  week:
+    mon-sun: [{{at: "04:00", preset: comfort}}, {{at: "23:00", preset: eco}}]
+target: 21
+"""
+
+
+def test_a_heater_on_a_smart_plug_is_switched_off_at_the_plug_and_back_on(tmp_path: Path) -> None:
+    """A Nano 3S (no standby) with `has_plug`: warm at eco it is cut at the plug (0 W, not its Low), and the
+    04:00 comfort start switches the plug on again (one wake), as the service does with a configured plug."""
+    runs = {}
+    for plug in (True, False):
+        path = tmp_path / f"plugged_{plug}.yaml"
+        path.write_text(PLUGGED.format(plug=str(plug).lower()), encoding="utf-8")
+        runs[plug] = run_one(load_scenario(path), "pid", keep_trace=True)
+    plugged, bare = runs[True], runs[False]
+    tr = plugged.trace
+    assert tr is not None
+    eco = [p for t, p in zip(tr.t_h, tr.power_w, strict=True) if 0.5 <= t < 4.0]
+    comfort = [p for t, p in zip(tr.t_h, tr.power_w, strict=True) if t >= 4.5]
+    assert eco and all(p == 0.0 for p in eco)  # no mains: no standby draw, no Low
+    assert comfort and min(comfort) >= NANO3S.level("low").wall_w * 0.9  # booted and heating again
+    assert plugged.wakes == 1  # the plug on is the one wake
+    assert max(tr.air_c[-12:]) > min(tr.air_c) + 0.3  # the room warms once the heater is back
+    # without the plug the same heater can only rest on its Low
+    assert bare.trace is not None
+    bare_eco = [p for t, p in zip(bare.trace.t_h, bare.trace.power_w, strict=True) if 0.5 <= t < 4.0]
+    assert min(bare_eco) >= NANO3S.level("low").wall_w * 0.9
+    assert bare.wakes == 0 and plugged.energy_kwh < bare.energy_kwh

@@ -720,6 +720,26 @@ def test_wake_cap_per_hour() -> None:
     assert len(h.sent(K.SOFT_ON)) == 3
 
 
+def test_wake_cap_holds_over_many_hours_and_old_wakes_are_forgotten() -> None:
+    """A long run (a heating season wakes a heater over a thousand times): the cap still holds in every rolling
+    hour, and the machine keeps only the wakes that can still count (not the whole history)."""
+    st = HeaterSettings(min_on_s=0, min_off_s=0)
+    h = harness(settings=st, boot_s=10, calib_s=10)
+    h.run_for(5)
+    while h.t < 12 * 3600.0:
+        h.want("eco")
+        h.run_for(300)
+        h.want(None)
+        h.run_for(300)
+    ons = [t for t, _c, o in h.sent(K.SOFT_ON) if o.ok]
+    assert len(ons) >= 2 * 11  # the cap was the limit, hour after hour
+    assert all(b - a >= 3600.0 - 1.0 for a, b in zip(ons, ons[2:], strict=False))  # never 3 in a rolling hour
+    assert len(h.m._wakes) <= 6  # two hours of history at most (2 per hour + the one in progress)
+    assert h.m.wakes_last_hour(h.t) == sum(1 for t in ons if t > h.t - 3600.0 - 10.0)
+    wear = h.m.export_wear(h.t)
+    assert 1 <= len(wear.wakes) <= 2 and all(t > h.t - 3600.0 for t in wear.wakes)
+
+
 def test_level_dwell_defers_level_changes_but_safety_does_not_wait() -> None:
     h = harness(level="eco", on=True)
     h.want("eco")

@@ -267,6 +267,25 @@ def test_mini3_power_loss_keeps_standby() -> None:
     assert m.state == "In Idle" and m.uptime_s < 200
 
 
+def test_power_off_holds_until_power_on_then_the_nano3s_boots_into_its_mode() -> None:
+    """A smart plug: off cuts the mains until it is switched on (no return by itself), on boots the controller."""
+    m, vt = make(NANO3S, start_state="mining", start_level="mid")
+    m.power_off()
+    vt.advance(6 * 3600)
+    assert not m.reachable and m.wall_w == 0 and m.handle(b"summary") is None
+    m.power_on()
+    assert not m.reachable  # the controller restarts first
+    vt.advance(m.offline_seconds + 1)
+    assert m.reachable and m.uptime_s < m.offline_seconds + 2
+    vt.advance(m.boot_seconds + m.calibration_seconds + 5)
+    mm = mm_of(m)
+    assert mm["BOOTBY"] == "0x01.00000000" and m.level_name == "mid" and m.hashing
+    assert m.wall_w == pytest.approx(NANO3S.level("mid").wall_w, rel=0.02)
+    reboots = m.reboots
+    m.power_on()  # already powered: nothing happens
+    assert m.reboots == reboots and m.hashing
+
+
 # ------------------------------------------------------------------------- clock skew
 
 

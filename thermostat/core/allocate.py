@@ -46,6 +46,7 @@ import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from thermostat.domain.spec import ModelSpec
 
@@ -77,6 +78,11 @@ class HeaterView:
 
     def ladder(self) -> tuple[tuple[str, float], ...]:
         """(level name, watts) ascending."""
+        return self._ladder
+
+    @cached_property
+    def _ladder(self) -> tuple[tuple[str, float], ...]:
+        # worked out once per view: the allocator asks for it many times per step
         if self.levels_w:
             known = set(self.spec.level_names)
             unknown = [name for name in self.levels_w if name not in known]
@@ -87,6 +93,11 @@ class HeaterView:
         else:
             rungs = [(lv.name, lv.wall_w) for lv in self.spec.levels]
         return tuple(sorted(rungs, key=lambda r: r[1]))
+
+    @cached_property
+    def group(self) -> tuple[str, tuple[float, ...]]:
+        """Which heaters are equals (same model and ladder watts): the lead rotates among them."""
+        return (self.spec.key, tuple(w for _, w in self._ladder))
 
     @property
     def switchable(self) -> bool:
@@ -109,7 +120,11 @@ class HeaterView:
         return ladder[0][1] if ladder else 0.0
 
     def on_ladder(self) -> tuple[tuple[str, float], ...]:
-        ladder = self.ladder()
+        return self._on_ladder
+
+    @cached_property
+    def _on_ladder(self) -> tuple[tuple[str, float], ...]:
+        ladder = self._ladder
         return ladder if self.switchable else ladder[1:]
 
     @property
@@ -170,18 +185,27 @@ class _DemandHistory:
             self.samples.popleft()
 
     def mean(self, now: float, window: float) -> float:
+        items = self.samples
+        if not items:
+            return 0.0
         start = now - window
+        # Only the samples from the last one at or before `start` on overlap the window (the older ones end
+        # before it): summing those alone, oldest first, gives the same total as the whole history.
+        first = len(items) - 1
+        while first > 0 and items[first][0] > start:
+            first -= 1
         total = 0.0
         span = 0.0
-        items = list(self.samples)
-        for i, (t, d) in enumerate(items):
-            t_end = items[i + 1][0] if i + 1 < len(items) else now
+        t, d = items[first]
+        for i in range(first + 1, len(items) + 1):
+            t_end, d_next = items[i] if i < len(items) else (now, 0.0)
             a, b = max(t, start), min(t_end, now)
             if b > a:
                 total += d * (b - a)
                 span += b - a
+            t, d = t_end, d_next
         if span <= 0:
-            return items[-1][1] if items else 0.0
+            return items[-1][1]
         return total / span
 
 
@@ -241,7 +265,7 @@ class Allocator:
 
     @staticmethod
     def _group(h: HeaterView) -> tuple[str, tuple[float, ...]]:
-        return (h.spec.key, tuple(w for _, w in h.ladder()))
+        return h.group
 
     # -- main -----------------------------------------------------------------------------------------------
 

@@ -75,6 +75,10 @@ from thermostat.domain.snapshot import MinerState, Snapshot
 from thermostat.domain.spec import ModelSpec
 
 NEVER = -math.inf
+WAKE_WINDOW_S = 3600.0  # `max_wakes_per_hour` counts the wakes of a rolling window this long
+# A wake older than this no longer counts against the cap (a rolling hour), so the history drops it: a heating
+# season wakes a heater over a thousand times. The hour's margin keeps a caller whose `now` goes back a little.
+WAKE_HISTORY_S = 2 * WAKE_WINDOW_S
 
 
 class HeaterState(StrEnum):
@@ -413,7 +417,7 @@ class HeaterMachine:
             elif self._state == S.STOPPING:
                 pending = PendingSoft(CommandKind.SOFT_OFF, self._soft_at_miner)
         return HeaterWear(
-            wakes=tuple(t for t in self._wakes if t > now - 3600.0),
+            wakes=tuple(t for t in self._wakes if t > now - WAKE_WINDOW_S),
             on_since=known(self._on_since) if self._believed_on else None,
             off_since=known(self._off_since),
             level_since=known(self._level_since),
@@ -437,7 +441,8 @@ class HeaterMachine:
         def past(t: float | None) -> float:
             return NEVER if t is None or not math.isfinite(t) else min(t, now)
 
-        self._wakes = sorted(min(t, latest_wake) for t in wear.wakes if math.isfinite(t) and t > now - 3600.0)
+        self._wakes = sorted(min(t, latest_wake) for t in wear.wakes
+                             if math.isfinite(t) and t > now - WAKE_WINDOW_S)
         self._on_since = past(wear.on_since)
         self._off_since = past(wear.off_since)
         self._level_since = past(wear.level_since)
@@ -446,7 +451,7 @@ class HeaterMachine:
     # ------------------------------------------------------------------ wear rules
 
     def wakes_last_hour(self, now: float) -> int:
-        return sum(1 for t in self._wakes if t > now - 3600.0)
+        return sum(1 for t in self._wakes if t > now - WAKE_WINDOW_S)
 
     def earliest_wake(self, now: float) -> float:
         """Earliest time the wear rules let a wake start (`now` if already allowed)."""
@@ -454,9 +459,9 @@ class HeaterMachine:
         if self.off_method == OffMethod.LOWEST:
             return max(now, self._level_since + st.min_level_dwell_s)
         t = max(now, self._off_since + st.min_off_s)
-        recent = [w for w in self._wakes if w > now - 3600.0]
+        recent = [w for w in self._wakes if w > now - WAKE_WINDOW_S]
         if len(recent) >= st.max_wakes_per_hour:
-            t = max(t, recent[-st.max_wakes_per_hour] + 3600.0)
+            t = max(t, recent[-st.max_wakes_per_hour] + WAKE_WINDOW_S)
         return t
 
     def earliest_stop(self, now: float) -> float:
@@ -657,9 +662,16 @@ class HeaterMachine:
 
     # entering phases
 
+    def _note_wake(self, now: float) -> None:
+        """Count a wake starting now; wakes older than `WAKE_HISTORY_S` are dropped (they cannot count again)."""
+        cutoff = now - WAKE_HISTORY_S
+        if self._wakes and self._wakes[0] <= cutoff:
+            self._wakes = [t for t in self._wakes if t > cutoff]
+        self._wakes.append(now)
+
     def _enter_waking(self, now: float) -> None:
         self._go(S.WAKING, now, self._why(f"wake for {self._target}"))
-        self._wakes.append(now)
+        self._note_wake(now)
         self._on_since = now
         self._believed_on = True
         self._in_wake = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,9 @@ class ModelSpec:
                 return lv
         raise KeyError(f"{self.display} has no level {name!r}; known: {', '.join(self.level_names)}")
 
-    @property
+    @cached_property
     def level_names(self) -> tuple[str, ...]:
+        # the ladder is a tuple of frozen rows: its names are worked out once (asked on every control step)
         return tuple(lv.name for lv in self.levels)
 
     def level_for(self, workmode: int | None, worklevel: int | None) -> Level | None:

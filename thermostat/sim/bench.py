@@ -31,7 +31,7 @@ from thermostat.core.schedule import Schedule, Target, load_zone, target_at
 from thermostat.core.sensor import SensorFilter
 from thermostat.core.tariff import tariff_from_data
 from thermostat.core.thermal_model import Sample, ThermalModel, fit
-from thermostat.domain.actions import Command
+from thermostat.domain.actions import Command, CommandKind, Outcome, OutcomeKind
 from thermostat.miners.avalon import Request, encode_json
 from thermostat.miners.errors import Unreachable
 from thermostat.miners.protocols import execute_sync
@@ -96,10 +96,44 @@ class _SimTime:
 def _sender(miner: SimMiner, reachable: Callable[[], bool]) -> Callable[[Request], bytes | None]:
     def send(request: Request) -> bytes | None:
         if not reachable():
-            raise Unreachable(f"{miner.spec.display} unreachable (scenario event)")
+            raise Unreachable(f"{miner.spec.display} unreachable (scenario event or plug off)")
         return miner.handle(encode_json(request))
 
     return send
+
+
+class _SimPlug:
+    """A smart plug in front of a simulated miner (a heater with `has_plug`). The service publishes the plug's
+    payload over MQTT and takes it as done (`Service._execute`); on the bench the plug cuts or restores the
+    miner's mains, so a plugged heater draws nothing when off and boots when switched on again."""
+
+    def __init__(self, miner: SimMiner) -> None:
+        self.miner = miner
+        self.on = True  # powered at the start, as the miner is
+        self.switch_ons = 0  # plug on after off: a wake (the heater machine counts it against the cap)
+
+    def switch(self, on: bool) -> Outcome:
+        if on and not self.on:
+            self.switch_ons += 1
+            self.miner.power_on()
+        elif not on and self.on:
+            self.miner.power_off()
+        self.on = on
+        return Outcome(OutcomeKind.OK, f"plug {'ON' if on else 'OFF'}")
+
+
+def _executor(miner: SimMiner, send: Callable[[Request], bytes | None],
+              plug: _SimPlug | None) -> Callable[[Command], Outcome]:
+    """Run one command as the service does: plug commands to the plug, the rest over the miner's wire protocol."""
+
+    def execute(command: Command) -> Outcome:
+        if command.kind in (CommandKind.PLUG_ON, CommandKind.PLUG_OFF):
+            if plug is None:
+                return Outcome(OutcomeKind.REFUSED, "no smart plug configured")
+            return plug.switch(command.kind == CommandKind.PLUG_ON)
+        return execute_sync(send, command, miner.spec)  # type: ignore[arg-type]
+
+    return execute
 
 
 def _schedule(scenario: Scenario) -> Schedule:
@@ -179,7 +213,8 @@ def run_one(scenario: Scenario, controller: str, *, keep_trace: bool = False,
     heaters = scenario.heater_list()
     miners: dict[str, SimMiner] = {}
     machines: list[HeaterMachine] = []
-    senders: dict[str, Callable[[Request], bytes | None]] = {}
+    executors: dict[str, Callable[[Command], Outcome]] = {}
+    sim_plugs: list[_SimPlug] = []
     levels_w: dict[str, dict[str, float]] = {}
     plugs: set[str] = set()
     for index, (hid, hspec) in enumerate(heaters):
@@ -187,12 +222,17 @@ def run_one(scenario: Scenario, controller: str, *, keep_trace: bool = False,
         miner = make_sim_miner(spec, time_fn=clock.epoch, start_state="standby", seed=scenario.seed * 100 + index,
                          inlet_temp_c=room.air_c)
         miners[hid] = miner
-        senders[hid] = _sender(miner, lambda i=index: not scenario.unreachable(i, clock.t))  # type: ignore[misc]
+        plug = _SimPlug(miner) if hspec.has_plug else None
+        # a miner whose plug is off is not on the network at all (connect fails), like an unreachable one
+        send = _sender(miner, lambda i=index, p=plug: not scenario.unreachable(i, clock.t)  # type: ignore[misc]
+                       and (p is None or p.on))
+        executors[hid] = _executor(miner, send, plug)
         machines.append(HeaterMachine(hid, spec, BENCH_HEATER_SETTINGS, now=0.0, has_plug=hspec.has_plug))
         if hspec.levels_w:
             levels_w[hid] = dict(hspec.levels_w)
-        if hspec.has_plug:
+        if plug is not None:
             plugs.add(hid)
+            sim_plugs.append(plug)
 
     mpc: MpcController | None = None
     if controller == "mpc":
@@ -238,11 +278,9 @@ def run_one(scenario: Scenario, controller: str, *, keep_trace: bool = False,
     for i in range(n_steps + 1):
         t = i * step
         # 1. heaters run event by event up to t
-        _drive_heaters(machines, miners, senders, clock, until=t)
+        _drive_heaters(machines, executors, clock, until=t)
         clock.t = t
-        for miner in miners.values():
-            miner.update()
-        heat_w = sum(m.wall_w for m in miners.values())
+        heat_w = sum(m.wall_w for m in miners.values())  # reading wall_w brings each miner up to clock.t
         out_c = outdoor.at(t)
         gain_w = gains.at(t)
         window = scenario.window_open(t)
@@ -310,7 +348,7 @@ def run_one(scenario: Scenario, controller: str, *, keep_trace: bool = False,
         discomfort_kh=round(result.discomfort_kh, 3),
         energy_kwh=round(result.energy_kwh, 3),
         energy_floor_kwh=round(result.energy_floor_kwh or 0.0, 3),
-        wakes=sum(m.wakes for m in miners.values()),
+        wakes=sum(m.wakes for m in miners.values()) + sum(p.switch_ons for p in sim_plugs),
         level_changes=result.level_changes,
         max_overshoot_k=round(result.max_overshoot_k, 3),
         rms_error_k=round(result.rms_error_k, 3),
@@ -355,8 +393,7 @@ def _unit_w(machines: Sequence[HeaterMachine], levels_w: dict[str, dict[str, flo
 
 def _drive_heaters(
     machines: Sequence[HeaterMachine],
-    miners: dict[str, SimMiner],
-    senders: dict[str, Callable[[Request], bytes | None]],
+    executors: dict[str, Callable[[Command], Outcome]],
     clock: _SimTime,
     *,
     until: float,
@@ -385,11 +422,11 @@ def _drive_heaters(
             raise RuntimeError(f"heater machine(s) {busy} keep sending commands at t={clock.t:.0f} s")
         clock.t = max(clock.t, next_t)
         for d, m in dues:
-            if d <= clock.t and not _run_due(m, miners[m.heater_id], senders[m.heater_id], clock.t):
+            if d <= clock.t and not _run_due(m, executors[m.heater_id], clock.t):
                 idle_at[m.heater_id] = clock.t
 
 
-def _run_due(machine: HeaterMachine, miner: SimMiner, send: Callable[[Request], bytes | None], now: float) -> bool:
+def _run_due(machine: HeaterMachine, execute: Callable[[Command], Outcome], now: float) -> bool:
     """Step one machine at `now` until it has nothing more to send; True if it sent anything."""
     sent = False
     for _ in range(8):
@@ -398,8 +435,7 @@ def _run_due(machine: HeaterMachine, miner: SimMiner, send: Callable[[Request], 
             break
         sent = True
         for command in commands:
-            outcome = execute_sync(send, command, miner.spec)  # type: ignore[arg-type]
-            machine.on_outcome(command, outcome, now)
+            machine.on_outcome(command, execute(command), now)
     machine.drain_events()
     return sent
 

@@ -23,11 +23,11 @@ in ../shared/reference/miner-samples/):
   ``ADJ[0]`` (during Init and calibration, which follow every wake and restart). Setting the current
   value is accepted. Out-of-range values get the firmware's texts. Changes in standby are stored and
   used at the next wake. A workmode change clamps WORKLEVEL into the new mode's range.
-* Restart (``ascset|0,reboot,N``, `reboot()`, `power_loss()`): uptime restarts at 0, the unit passes
-  through Init. Whether it comes back hashing after being in standby is the profile's
-  ``resumes_mining_after_restart``: True on the Avalon Q (pyasic#350: it comes back in its last work
-  mode even if it was in standby), False on the Mini 3 (undocumented; we assume the soft-off setting
-  persists, so the fleet exercises both behaviours).
+* Restart (``ascset|0,reboot,N``, `reboot()`, `power_loss()`, `power_on()` after `power_off()`: a smart
+  plug): uptime restarts at 0, the unit passes through Init. Whether it comes back hashing after being in
+  standby is the profile's ``resumes_mining_after_restart``: True on the Avalon Q (pyasic#350: it comes
+  back in its last work mode even if it was in standby), False on the Mini 3 (undocumented; we assume the
+  soft-off setting persists, so the fleet exercises both behaviours).
 * Watts: the ladder's ``Level.wall_w`` in work (with a ±1 % deterministic wobble), ramping from
   ``standby_wall_w`` to half power during Init and from half to full power during calibration;
   ``standby_wall_w`` in Idle/Fault/controller boot; 0 with no mains. DC = wall × ``psu_efficiency``
@@ -674,6 +674,20 @@ class SimMiner(EventDrivenSim):
         self._set_phase(Phase.DEAD)
         self._reboot_at = None
         self._power_back_at = self._t + max(0.0, outage_s)
+        self.update()
+
+    def power_off(self) -> None:
+        """Mains cut until `power_on()` (a smart plug switched off): no answer, no watts."""
+        self.update()
+        self._set_phase(Phase.DEAD)
+        self._reboot_at = None
+        self._power_back_at = None
+
+    def power_on(self) -> None:
+        """Mains back (a smart plug switched on): the controller boots as after a power loss. No-op when powered."""
+        self.update()
+        if self._phase == Phase.DEAD:
+            self._restart(power_loss=True)
         self.update()
 
     def refuse_next_mode_changes(self, n: int) -> None:
