@@ -27,10 +27,11 @@ shorter than `min_segment_s` are dropped. Outdoor unknown: the last known value 
 constant "equivalent outdoor" is fitted instead (the gain is then still identified, the outdoor response not).
 
 Confidence (0..1) is the product of: data span (full at `full_span_h`), fit quality (residual RMS against
-`good_rmse_k`), and the relative standard errors of the gain and of the time constant from the Jacobian at the
-optimum: 1 / (1 + 2·(σ_gain + σ_tau)) — with full span and a good fit, 0.5 is reached at a combined relative
-standard error of about 45 %. The planner uses a model at or above `MIN_CONFIDENCE` (0.5), else it falls back to
-pid.
+`good_rmse_k`), and a forecast check on data the fit did not see: the model refitted to the older part of the
+history predicts the newest part (`holdout_fraction`, at least `min_holdout_h`) open loop, and its RMS error against
+the readings gives 1 / (1 + (error / `good_forecast_k`)²). A wrong gain shows there as kelvins of error; a poorly
+excited time constant (a constant target) shows only as much as it matters for predicting the room. The planner
+uses a model at or above `MIN_CONFIDENCE` (0.5), else it falls back to pid.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -76,6 +77,10 @@ class ThermalModel:
     outdoor_known: bool = True
     gains_cos_w: float = 0.0  # daily harmonic of the free gains (local time of day, 0 h = midnight)
     gains_sin_w: float = 0.0
+    # the forecast check (see `fit`): RMS error predicting the newer part of the history from the older part, and
+    # that of persistence on the same readings (inf: the history could not be split)
+    forecast_rmse_k: float = math.inf
+    persistence_rmse_k: float = math.inf
 
     @property
     def ua_w_per_k(self) -> float:
@@ -132,7 +137,7 @@ class ThermalModel:
             return air_c
         return (self.h_am_w_per_k * air_c + self.h_mo_w_per_k * outdoor_c) / (self.h_am_w_per_k + self.h_mo_w_per_k)
 
-    def summary(self) -> dict[str, float | str]:
+    def summary(self) -> dict[str, float | str | None]:
         """The figures shown in room state (MQTT/HA attributes, `thermostat status`)."""
         return {
             "model": self.kind,
@@ -141,6 +146,7 @@ class ThermalModel:
             "model_ua_w_per_k": round(self.ua_w_per_k, 1),
             "model_rmse_k": round(self.rmse_k, 3),
             "model_span_h": round(self.span_h, 1),
+            "model_forecast_rmse_k": round(self.forecast_rmse_k, 3) if math.isfinite(self.forecast_rmse_k) else None,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -193,6 +199,10 @@ class FitSettings:
     # The daily gain harmonic is off by default: on a room whose outdoor temperature swings daily too it trades off
     # against the envelope (measured: the gain of the large room ran away to 20x), so the mean gain only.
     daily_gains: bool = False
+    # the forecast check: the newest third of the history (at least 12 h) is predicted by a model fitted to the rest
+    holdout_fraction: float = 1.0 / 3.0
+    min_holdout_h: float = 12.0
+    good_forecast_k: float = 0.3  # held-out RMS error at which the forecast factor of the confidence is 0.5
 
 
 @dataclass
@@ -333,24 +343,34 @@ class _Problem:
         return ThermalModel("2r2c", float(e[0]), float(e[1]), float(e[2]), float(e[3]), float(e[4]),
                             float(g[0]), 0.0, 0.0, 0.0, 0, gains_cos_w=float(g[1]), gains_sin_w=float(g[2]))
 
+    def x0(self, theta: np.ndarray[Any, Any], index: int, y0: float) -> np.ndarray[Any, Any]:
+        """The initial state of segment `index`: the first reading, the mass offset by that segment's parameter."""
+        if self.order == 1:
+            return np.array([y0])
+        return np.array([y0, y0 + theta[self.n_physical() + index]])
+
+    def simulate(self, model: ThermalModel, seg: _Segment, x0: np.ndarray[Any, Any],
+                 t_eq: float | None) -> np.ndarray[Any, Any]:
+        """The sensor's reading predicted for bins 1.. of the segment from state x0 at bin 0 (open loop)."""
+        ad, bd = model.discrete(self.s.bin_s)
+        outdoor = seg.outdoor if t_eq is None else np.full(len(seg.air), t_eq)
+        u = np.column_stack([seg.heat[:-1], outdoor[:-1], np.ones(len(seg.air) - 1), seg.day_cos[:-1],
+                             seg.day_sin[:-1]])
+        air = _simulate(ad, bd, x0, u)[:, 0]
+        if self.lag > 0:
+            from scipy.signal import lfilter
+
+            air, _ = lfilter([1.0 - self.lag], [1.0, -self.lag], air, zi=[self.lag * seg.air[0]])
+        return np.asarray(air)
+
+    def t_eq(self, theta: np.ndarray[Any, Any]) -> float | None:
+        return None if self.outdoor_known else float(theta[self.n_physical() - 1])
+
     def residuals(self, theta: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         model = self.model(theta)
-        ad, bd = model.discrete(self.s.bin_s)
-        t_eq = None if self.outdoor_known else float(theta[self.n_physical() - 1])
-        out = []
-        for i, seg in enumerate(self.segments):
-            outdoor = seg.outdoor if t_eq is None else np.full(len(seg.air), t_eq)
-            y0 = seg.air[0]
-            x0 = np.array([y0]) if self.order == 1 else np.array([y0, y0 + theta[self.n_physical() + i]])
-            u = np.column_stack([seg.heat[:-1], outdoor[:-1], np.ones(len(seg.air) - 1), seg.day_cos[:-1],
-                                 seg.day_sin[:-1]])
-            x = _simulate(ad, bd, x0, u)
-            air = x[:, 0]
-            if self.lag > 0:
-                from scipy.signal import lfilter
-
-                air, _ = lfilter([1.0 - self.lag], [1.0, -self.lag], air, zi=[self.lag * y0])
-            out.append(air - seg.air[1:])
+        t_eq = self.t_eq(theta)
+        out = [self.simulate(model, seg, self.x0(theta, i, seg.air[0]), t_eq) - seg.air[1:]
+               for i, seg in enumerate(self.segments)]
         return np.concatenate(out)
 
 
@@ -359,7 +379,13 @@ def fit(samples: Sequence[Sample], *, now: float = 0.0, settings: FitSettings | 
     """Identify the room from its history. `order` 1 or 2 forces a model; None tries both and keeps the 2R2C one
     only when it explains the data clearly better (residual RMS at least 15 % lower). None when there is not
     enough usable data (less than `min_span_h` in segments, or no heat ever applied). `day_offset_s` turns the
-    samples' `t` into local time of day: (t + day_offset_s) mod 86400 (for the daily gain harmonic)."""
+    samples' `t` into local time of day: (t + day_offset_s) mod 86400 (for the daily gain harmonic).
+
+    The confidence comes from a forecast check: the same model structure is fitted again to the older part of the
+    history only and, from the state at the split, predicts the newer part (`holdout_fraction`, at least
+    `min_holdout_h`) open loop from the recorded heat and outdoor temperature; its RMS error against the readings
+    (`forecast_rmse_k`) is what the planner relies on. The error of persistence (the temperature stays at its
+    last reading, `persistence_rmse_k`) is kept beside it."""
     s = settings or FitSettings()
     segments = _bins(samples, s, day_offset_s)
     span_h = sum(len(g.air) for g in segments) * s.bin_s / 3600.0
@@ -368,18 +394,28 @@ def fit(samples: Sequence[Sample], *, now: float = 0.0, settings: FitSettings | 
     outdoor_known = all(np.isfinite(g.outdoor).all() for g in segments)
     candidates = []
     for k in ([order] if order else [1, 2]):
-        res = _fit_order(segments, k, s, outdoor_known, span_h, now)
+        res = _fit_order(segments, k, s, outdoor_known)
         if res is not None:
             candidates.append(res)
     if not candidates:
         return None
-    if len(candidates) == 2 and candidates[1].rmse_k < 0.85 * candidates[0].rmse_k:
-        return candidates[1]
-    return candidates[0]
+    best = candidates[0]
+    if len(candidates) == 2 and candidates[1][0].rmse_k < 0.85 * candidates[0][0].rmse_k:
+        best = candidates[1]
+    base = best[0]
+    forecast_k, persistence_k = _forecast_check(segments, base.order, s, outdoor_known)
+    conf_span = min(1.0, span_h / s.full_span_h)
+    conf_fit = 1.0 / (1.0 + (base.rmse_k / s.good_rmse_k) ** 2)
+    conf_forecast = 0.0 if not math.isfinite(forecast_k) else 1.0 / (1.0 + (forecast_k / s.good_forecast_k) ** 2)
+    confidence = max(0.0, min(1.0, conf_span * (0.5 + 0.5 * conf_fit) * conf_forecast))
+    samples_used = sum(len(g.air) for g in segments)
+    return replace(base, confidence=confidence, span_h=span_h, samples=samples_used, fitted_at=now,
+                   outdoor_known=outdoor_known, forecast_rmse_k=forecast_k, persistence_rmse_k=persistence_k)
 
 
-def _fit_order(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: bool, span_h: float,
-               now: float) -> ThermalModel | None:
+def _solve(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: bool
+           ) -> tuple[_Problem, np.ndarray[Any, Any], float] | None:
+    """Least squares for one model order: (problem, optimal θ, residual RMS), or None when it fails."""
     from scipy.optimize import least_squares
 
     prob = _Problem(segments, order, s, outdoor_known)
@@ -416,42 +452,76 @@ def _fit_order(segments: list[_Segment], order: int, s: FitSettings, outdoor_kno
     r = sol.fun
     if not np.isfinite(r).all():
         return None
-    rmse = float(np.sqrt(np.mean(r**2)))
-    base = prob.model(sol.x)
-    # uncertainty of the gain and the time constant from the Jacobian (Gauss-Newton covariance)
-    rel_gain, rel_tau = _relative_errors(prob, sol, rmse)
-    conf_span = min(1.0, span_h / s.full_span_h)
-    conf_fit = 1.0 / (1.0 + (rmse / s.good_rmse_k) ** 2)
-    conf_par = 1.0 / (1.0 + 2.0 * (rel_gain + rel_tau))
-    confidence = max(0.0, min(1.0, conf_span * (0.5 + 0.5 * conf_fit) * conf_par))
-    samples_used = sum(len(g.air) for g in segments)
-    return ThermalModel(base.kind, base.c_air_j_per_k, base.c_mass_j_per_k, base.h_am_w_per_k, base.h_ao_w_per_k,
-                        base.h_mo_w_per_k, base.gains_w, rmse, confidence, span_h, samples_used, now, outdoor_known,
-                        base.gains_cos_w, base.gains_sin_w)
+    return prob, np.asarray(sol.x, dtype=float), float(np.sqrt(np.mean(r**2)))
 
 
-def _relative_errors(prob: _Problem, sol: Any, rmse: float) -> tuple[float, float]:
-    """Relative standard errors of the gain and the slow time constant (delta method on the Jacobian)."""
-    jac = np.asarray(sol.jac)
-    try:
-        cov = np.linalg.pinv(jac.T @ jac) * rmse**2
-    except np.linalg.LinAlgError:
-        return 1.0, 1.0
-    theta = np.asarray(sol.x, dtype=float)
+def _fit_order(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: bool
+               ) -> tuple[ThermalModel, np.ndarray[Any, Any]] | None:
+    solved = _solve(segments, order, s, outdoor_known)
+    if solved is None:
+        return None
+    prob, theta, rmse = solved
+    return replace(prob.model(theta), rmse_k=rmse, outdoor_known=outdoor_known), theta
 
-    def figures(th: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        m = prob.model(th)
-        return np.array([math.log(m.gain_k_per_w), math.log(m.tau_s)])
 
-    f0 = figures(theta)
-    grad = np.zeros((2, len(theta)))
-    for i in range(len(theta)):
-        step = np.zeros(len(theta))
-        step[i] = 1e-4
-        grad[:, i] = (figures(theta + step) - f0) / 1e-4
-    var = np.einsum("ij,jk,ik->i", grad, cov, grad)
-    sd = np.sqrt(np.clip(var, 0.0, None))
-    return float(min(1.0, sd[0])), float(min(1.0, sd[1]))
+def _split(segments: list[_Segment], s: FitSettings
+           ) -> tuple[list[_Segment], list[tuple[int | None, _Segment, int]]] | None:
+    """The older part (training segments) and the newer part as pieces (training index of the segment it
+    continues or None, the whole segment, first held-out bin). None when either part would be too short."""
+    total = sum(len(g.air) for g in segments)
+    held = max(int(total * s.holdout_fraction), int(s.min_holdout_h * 3600.0 // s.bin_s))
+    min_len = max(3, int(s.min_segment_s // s.bin_s))
+    train: list[_Segment] = []
+    pieces: list[tuple[int | None, _Segment, int]] = []
+    left = total - held  # bins that stay in the older part
+    if left * s.bin_s / 3600.0 < s.min_span_h:
+        return None
+    for seg in segments:
+        n = len(seg.air)
+        if left >= n:
+            train.append(seg)
+            left -= n
+        elif left >= min_len:
+            part = _Segment(seg.air[:left], seg.heat[:left], seg.outdoor[:left], seg.day_cos[:left],
+                            seg.day_sin[:left])
+            train.append(part)
+            pieces.append((len(train) - 1, seg, left))
+            left = 0
+        else:
+            pieces.append((None, seg, 1))
+            left = 0
+    if not train or not pieces or not any(float(g.heat.max()) > 0 for g in train):
+        return None
+    return train, pieces
+
+
+def _forecast_check(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: bool
+                    ) -> tuple[float, float]:
+    """(model, persistence) RMS error on the newer part of the history, the model fitted to the older part only.
+    (inf, inf) when the history cannot be split or the older part gives no model."""
+    split = _split(segments, s)
+    if split is None:
+        return math.inf, math.inf
+    train, pieces = split
+    solved = _solve(train, order, s, outdoor_known)
+    if solved is None:
+        return math.inf, math.inf
+    prob, theta, _ = solved
+    model, t_eq = prob.model(theta), prob.t_eq(theta)
+    err: list[np.ndarray[Any, Any]] = []
+    base: list[np.ndarray[Any, Any]] = []
+    for index, seg, k in pieces:
+        y0 = float(seg.air[0])
+        if index is not None:
+            x0 = prob.x0(theta, index, y0)
+        else:
+            out0 = float(seg.outdoor[0]) if t_eq is None else t_eq
+            x0 = np.array([y0]) if order == 1 else np.array([y0, model.steady_mass_c(y0, out0)])
+        pred = prob.simulate(model, seg, x0, t_eq)  # predicts bins 1..
+        err.append(pred[k - 1:] - seg.air[k:])
+        base.append(seg.air[k:] - seg.air[k - 1])
+    e, b = np.concatenate(err), np.concatenate(base)
+    return float(np.sqrt(np.mean(e**2))), float(np.sqrt(np.mean(b**2)))
 
 
 def true_figures(c_air: float, c_mass: float, h_am: float, h_ao: float, h_mo: float) -> tuple[float, float]:
