@@ -10,7 +10,7 @@ The program (scipy HiGHS), with u_k the room's power in step k and T_k the predi
 
     minimise   Σ w_discomfort·(lo_k + hi_k)·Δh  +  Σ price_k·u_k·Δh/1000  +  w_move·Σ |u_k − u_{k−1}|/max_w
     subject to T = free response + G·u                   (G: the model's step responses, exact discretisation)
-               lo_k ≥ (target_k − 0.5 + margin_k) − T_k,  hi_k ≥ T_k − (target_k + 1.0 − margin),  lo, hi ≥ 0
+               lo_k ≥ (target_k − 0.5 + margin_k) − T_k,  hi_k ≥ T_k − (target_k + 1.0 − margin_high_k),  lo, hi ≥ 0
                min_w ≤ u_k ≤ max_w
 
 * targets come from the forecast (the schedule's future blocks), so a comfort block is heated *into* before it
@@ -20,12 +20,18 @@ The program (scipy HiGHS), with u_k the room's power in step k and T_k the predi
   into cheap hours whenever the comfort band allows it; without a price every hour costs 1;
 * the move term makes the plan prefer steady power: fewer level changes and wakes;
 * `min_w` is the power the room cannot go below (heaters that cannot stop: Nano 3S without a plug);
-* margin: the lower bound is planned `margin_k` (0.2 K) inside the band, against model error and sensor noise.
+* margin: the lower bound is planned `margin_k` (0.35 K) inside the band, against model error, sensor noise and the
+  ripple of a heater cycling between standby and its lowest level; the upper one `margin_high_k` (0.2 K), which
+  keeps more of the band for storing cheap heat.
 
 State: the air node is the measured temperature; the mass node and a slow disturbance (watts the model does not
 know: sun, people, model error) are estimated by a small observer that compares each new reading with the model's
-prediction since the last one (offset-free MPC). Without a model, or one below the confidence threshold, or without
-a reading, the controller runs its built-in pid and says so in `note` (the room's reason).
+prediction since the last one (offset-free MPC): C_air × error / `disturbance_tau_s` (1 h) is added to the
+disturbance per reading. Its hourly means are kept by hour of day (each new day blended in with `profile_weight`);
+once every hour has been seen the plan shapes the disturbance ahead by that daily profile (the estimate now plus the
+profile's change from now), so the planner cuts the heat as the daily sun comes instead of after it warmed the room.
+Without a model, or one below the confidence threshold, or without a reading, the controller runs its built-in pid
+and says so in `note` (the room's reason).
 """
 
 from __future__ import annotations
@@ -87,17 +93,21 @@ class MpcController:
         fine_h: float = 3.0,
         horizon_h: float = 18.0,
         replan_s: float = 600.0,
-        margin_k: float = 0.2,
+        margin_k: float = 0.35,
+        margin_high_k: float = 0.2,
         w_discomfort: float = 20.0,
         w_move: float = 0.02,
         band_low_k: float = 0.5,
         band_high_k: float = 1.0,
         observer_gain: float = 0.3,
-        disturbance_gain_w_per_k: float = 20.0,
+        disturbance_tau_s: float = 3600.0,
+        profile_weight: float = 0.5,
     ) -> None:
         _check_power(max_w)
         if not 0.0 <= min_w <= max_w:
             raise ValueError(f"min_w must be within 0..max_w ({max_w}), got {min_w!r}")
+        if disturbance_tau_s <= 0 or not 0.0 < profile_weight <= 1.0:
+            raise ValueError("disturbance_tau_s must be > 0 and profile_weight within (0, 1]")
         if step_s <= 0 or horizon_h * 3600.0 < 2 * step_s or replan_s <= 0:
             raise ValueError("step_s and replan_s must be > 0 and the horizon at least two steps")
         self.max_w = max_w
@@ -107,12 +117,14 @@ class MpcController:
         self.n_steps = round(horizon_h * 3600.0 / step_s)
         self.replan_s = replan_s
         self.margin_k = margin_k
+        self.margin_high_k = margin_high_k
         self.w_discomfort = w_discomfort
         self.w_move = w_move
         self.band_low_k = band_low_k
         self.band_high_k = band_high_k
         self.observer_gain = observer_gain
-        self.disturbance_gain = disturbance_gain_w_per_k
+        self.disturbance_tau_s = disturbance_tau_s
+        self.profile_weight = profile_weight
         self.pid = PidController(max_w=max_w, unit_w=unit_w)
         self.model: ThermalModel | None = None
         self.plan: Plan | None = None
@@ -121,6 +133,12 @@ class MpcController:
         self._held: float | None = None
         self._x: np.ndarray[Any, Any] | None = None  # [air, mass] estimate
         self._disturbance_w = 0.0
+        # the unknown heat by hour of day (sun, routines), learnt from the estimate; used once every hour was seen
+        self._profile = np.zeros(24)
+        self._profile_seen = np.zeros(24, dtype=bool)
+        self._hour_bin: int | None = None
+        self._hour_sum = 0.0
+        self._hour_n = 0
         self._last_t: float | None = None
         self._last_u = 0.0
         self._last_outdoor: float | None = None
@@ -240,10 +258,40 @@ class MpcController:
             if model.order == 2:
                 self._x[1] += self.observer_gain * err * min(1.0, dt / 3600.0)
             self._x[0] = measured
-            # integrate the error into the unknown-heat estimate (bounded to the room's capacity)
-            self._disturbance_w += self.disturbance_gain * err * min(1.0, dt / 600.0)
+            # integrate the error into the unknown-heat estimate: the reading moved by err more than the model said,
+            # which over dt is C_air·err/dt watts the model did not know; low-pass that over disturbance_tau_s
+            # (bounded to the room's capacity)
+            self._disturbance_w += model.c_air_j_per_k * err / self.disturbance_tau_s
             lim = self.max_w
             self._disturbance_w = min(lim, max(-lim, self._disturbance_w))
+            self._learn_profile(now)
+
+    def _learn_profile(self, now: float) -> None:
+        """Hourly means of the unknown-heat estimate by hour of day (the controller's clock mod 24 h), each
+        hour's mean blended into its slot with `profile_weight`. The estimate lags the heat it follows by about
+        its own time constant, so it is filed under that much earlier."""
+        b = int(((now - self.disturbance_tau_s) % 86400.0) // 3600.0)
+        if b != self._hour_bin:
+            if self._hour_bin is not None and self._hour_n >= 10:
+                mean = self._hour_sum / self._hour_n
+                h = self._hour_bin
+                if self._profile_seen[h]:
+                    self._profile[h] += self.profile_weight * (mean - self._profile[h])
+                else:
+                    self._profile[h], self._profile_seen[h] = mean, True
+            self._hour_bin, self._hour_sum, self._hour_n = b, 0.0, 0
+        self._hour_sum += self._disturbance_w
+        self._hour_n += 1
+
+    def profile_at(self, t: float) -> float | None:
+        """The learnt daily profile of the unknown heat at time t (linear between hour centres), or None until
+        every hour of the day has been seen."""
+        if not self._profile_seen.all():
+            return None
+        x = ((t % 86400.0) / 3600.0 - 0.5) % 24.0
+        i = int(x)
+        f = x - i
+        return float((1.0 - f) * self._profile[i] + f * self._profile[(i + 1) % 24])
 
     # -- the plan ----------------------------------------------------------------------------------------------------
 
@@ -266,12 +314,18 @@ class MpcController:
         persist = self._last_outdoor if self._last_outdoor is not None else 5.0
         outdoor = np.array([forecast.outdoor_at(t, persist) if forecast else persist for t in mids])
         price = np.array([forecast.price_at(t, 1.0) if forecast else 1.0 for t in mids])
+        # the unknown heat ahead: today's estimate, shaped by the daily profile once it is known
+        disturbance = np.full(n, self._disturbance_w)
+        now_profile = self.profile_at(now)
+        if now_profile is not None:
+            ahead = np.array([self.profile_at(float(t)) for t in mids], dtype=float)
+            disturbance = np.clip(self._disturbance_w + ahead - now_profile, -self.max_w, self.max_w)
         # free response (no heat), step by step
         free = np.empty(n)
         x = self._x.copy()
         for k in range(n):
             ad, bd = self._discrete(float(steps[k]))
-            x = ad @ x + bd @ np.array([self._disturbance_w, outdoor[k], 1.0, 0.0, 0.0])
+            x = ad @ x + bd @ np.array([disturbance[k], outdoor[k], 1.0, 0.0, 0.0])
             free[k] = x[0]
         # air at the end of step k per watt held during step j (modal form, exact): T = free + G u
         a, b = self.model.matrix()
@@ -291,7 +345,7 @@ class MpcController:
             np.full(n, self.w_move / self.max_w),
         ])
         low = targets - self.band_low_k + self.margin_k
-        high = targets + self.band_high_k - self.margin_k
+        high = targets + self.band_high_k - self.margin_high_k
         eye = np.eye(n)
         zero = np.zeros((n, n))
         diff = eye - np.eye(n, k=-1)
