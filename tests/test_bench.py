@@ -10,7 +10,17 @@ import pytest
 from thermostat.cli import main
 from thermostat.core.preheat import Preheat, PreheatSettings
 from thermostat.miners.models import NANO3S
-from thermostat.sim.bench import CONTROLLERS, BenchResult, format_goals, format_table, goals, run_many, run_one
+from thermostat.sim.bench import (
+    CONTROLLERS,
+    BenchResult,
+    Goal,
+    format_goals,
+    format_table,
+    goals,
+    predictive_goals,
+    run_many,
+    run_one,
+)
 from thermostat.sim.scenario import load_scenario
 
 SHORT = """\
@@ -195,3 +205,20 @@ def test_a_heater_on_a_smart_plug_is_switched_off_at_the_plug_and_back_on(tmp_pa
     bare_eco = [p for t, p in zip(bare.trace.t_h, bare.trace.power_w, strict=True) if 0.5 <= t < 4.0]
     assert min(bare_eco) >= NANO3S.level("low").wall_w * 0.9
     assert bare.wakes == 0 and plugged.energy_kwh < bare.energy_kwh
+
+
+def test_tariff_week_cost_goal_is_evaluated_against_pid() -> None:
+    """The issue-14 tariff goal: cost ≤ 0.85 × pid's, and no more discomfort than pid's."""
+
+    def row(controller: str, disc: float, cost: float) -> BenchResult:
+        return BenchResult("tariff_week", controller, disc, 50.0, 48.0, 10, 10, 0.5, 0.5, 168.0, 1.0, cost=cost)
+
+    def verdict(mine: BenchResult) -> Goal:
+        found, _ = predictive_goals([mine, row("pid", 26.0, 16.0)], ours="mpc")
+        return next(g for g in found if "cost" in g.name)
+
+    assert verdict(row("mpc", 20.0, 13.0)).met
+    assert not verdict(row("mpc", 20.0, 14.0)).met  # 0.875 × pid's
+    assert not verdict(row("mpc", 27.0, 13.0)).met  # cheaper but less comfortable
+    _, missing = predictive_goals([row("mpc", 20.0, 13.0)], ours="mpc")
+    assert any("tariff_week" in m for m in missing)

@@ -4,6 +4,7 @@ falls back to pid without a confident model (and says so)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -211,3 +212,32 @@ def test_learns_the_daily_sun_and_coasts_before_it() -> None:
     assert last[0] < 0.9 * first[0], "less heat while the sun rises once it is known"
     assert last[1] < 0.85 * first[1], "and less overheating"
     assert min(air[24 * 60:]) > 20.5, "without going below the band"
+
+
+def test_below_the_lowest_running_level_it_plans_on_and_off_blocks() -> None:
+    """The room needs about 200 W and its heater's lowest running level is 400 W: that power exists only as on/off.
+    The plan runs the heater at its lowest level or not at all, each for at least the dwell (30 min), wakes it
+    before the room leaves the band rather than after, and keeps the room in the band. Without `low_w` the plan
+    asks for the continuous power in between (what the allocator would then have to cycle)."""
+    outdoor = 13.0
+
+    def run(low_w: float | None) -> tuple[list[float], list[float]]:
+        mpc = MpcController(max_w=824.0, low_w=low_w, model=_true_model(MEDIUM_ROOM))
+        room = Room.steady(MEDIUM_ROOM, 21.0, outdoor)
+        air, power = [], []
+        for i in range(24 * 60):
+            t = i * 60.0
+            u = mpc.update(t, round(room.air_c, 1), 21.0, outdoor, Forecast(targets=((t, 21.0),)))
+            air.append(room.air_c)
+            power.append(u)
+            room.step(60.0, u, outdoor)
+        return air, power
+
+    air, power = run(400.0)
+    assert all(p < 1.0 or p >= 400.0 - 1e-6 for p in power), "off or at least the lowest level"
+    runs = [len(list(g)) for on, g in itertools.groupby(p >= 400.0 - 1e-6 for p in power) if on]
+    assert 1 <= len(runs) <= 12, "a few long runs a day, not one per replan"
+    assert min(runs[:-1] or runs) >= 30, "each run lasts the dwell at least"
+    assert min(air) >= 20.5 and max(air) <= 22.0, "in the band throughout"
+    _, continuous = run(None)
+    assert any(1.0 < p < 399.0 for p in continuous)

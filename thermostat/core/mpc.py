@@ -88,6 +88,7 @@ class MpcController:
         max_w: float,
         unit_w: float | None = None,
         min_w: float = 0.0,
+        low_w: float | None = None,
         model: ThermalModel | None = None,
         step_s: float = 900.0,
         fine_h: float = 3.0,
@@ -102,16 +103,23 @@ class MpcController:
         observer_gain: float = 0.3,
         disturbance_tau_s: float = 3600.0,
         profile_weight: float = 0.5,
+        dwell_s: float = 3600.0,
+        wake_cost_kh: float = 0.3,
     ) -> None:
         _check_power(max_w)
         if not 0.0 <= min_w <= max_w:
             raise ValueError(f"min_w must be within 0..max_w ({max_w}), got {min_w!r}")
+        if low_w is not None and not 0.0 < low_w <= max_w:
+            raise ValueError(f"low_w must be within 0 < low_w <= max_w ({max_w}), got {low_w!r}")
         if disturbance_tau_s <= 0 or not 0.0 < profile_weight <= 1.0:
             raise ValueError("disturbance_tau_s must be > 0 and profile_weight within (0, 1]")
         if step_s <= 0 or horizon_h * 3600.0 < 2 * step_s or replan_s <= 0:
             raise ValueError("step_s and replan_s must be > 0 and the horizon at least two steps")
         self.max_w = max_w
         self.min_w = min_w
+        self.low_w = low_w if low_w is not None and low_w > min_w + 1.0 else None
+        self.dwell_s = dwell_s
+        self.wake_cost_kh = wake_cost_kh
         self.step_s = step_s
         self.fine_h = fine_h
         self.n_steps = round(horizon_h * 3600.0 / step_s)
@@ -358,7 +366,7 @@ class MpcController:
             [-diff, zero, zero, -eye],
         ])
         b_ub = np.concatenate([free - low, high - free, first, -first])
-        bounds = [(self.min_w, self.max_w)] * n + [(0.0, None)] * (3 * n)
+        bounds: list[tuple[float, float | None]] = [(self.min_w, self.max_w)] * n + [(0.0, None)] * (3 * n)
         res = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
         self.solves += 1
         self._last_plan_t = now
@@ -367,11 +375,37 @@ class MpcController:
             u = np.full(n, min(self.max_w, max(self.min_w, self._last_u)))
         else:
             u = np.clip(np.asarray(res.x[:n], dtype=float), self.min_w, self.max_w)
+            if self.low_w is not None and u[0] < self.low_w - 1e-6:
+                u = self._on_or_off(u, c, a_ub, b_ub, bounds)
         air = free + g @ u
         disc = float(np.sum((np.maximum(0.0, targets - self.band_low_k - air)
                              + np.maximum(0.0, air - targets - self.band_high_k)) * hours))
         self.plan = Plan(now, tuple(float(v) for v in steps), tuple(float(v) for v in u),
                          tuple(float(v) for v in air), float(c[:n] @ u), disc)
+
+
+    def _on_or_off(self, u: np.ndarray[Any, Any], c: np.ndarray[Any, Any], a_ub: np.ndarray[Any, Any],
+                   b_ub: np.ndarray[Any, Any], bounds: list[tuple[float, float | None]]) -> np.ndarray[Any, Any]:
+        """The plan asks for less than the lowest running level: that power exists only as on/off. Plan both for
+        the next `dwell_s` — the heaters off (min_w) or at the lowest level (low_w) — and keep the cheaper, a wake
+        (from off) costing `wake_cost_kh` of discomfort."""
+        from scipy.optimize import linprog
+
+        assert self.low_w is not None
+        n = len(u)
+        m = min(n, max(1, round(self.dwell_s / self.step_s)))
+        best, best_j = u, math.inf
+        running = self._last_u >= self.low_w - 1e-6
+        for level in (self.min_w, self.low_w):
+            fixed = [(level, level)] * m + bounds[m:]
+            res = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=fixed, method="highs")
+            self.solves += 1
+            if res.status != 0 or res.x is None:
+                continue
+            j = float(res.fun) + (self.w_discomfort * self.wake_cost_kh if level > self.min_w and not running else 0.0)
+            if j < best_j:
+                best, best_j = np.clip(np.asarray(res.x[:n], dtype=float), self.min_w, self.max_w), j
+        return best
 
 
 def plan_series(plan: Plan | None) -> Sequence[tuple[float, float, float]]:

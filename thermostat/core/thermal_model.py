@@ -375,7 +375,8 @@ class _Problem:
 
 
 def fit(samples: Sequence[Sample], *, now: float = 0.0, settings: FitSettings | None = None,
-        order: int | None = None, day_offset_s: float = 0.0) -> ThermalModel | None:
+        order: int | None = None, day_offset_s: float = 0.0, start: ThermalModel | None = None
+        ) -> ThermalModel | None:
     """Identify the room from its history. `order` 1 or 2 forces a model; None tries both and keeps the 2R2C one
     only when it explains the data clearly better (residual RMS at least 15 % lower). None when there is not
     enough usable data (less than `min_span_h` in segments, or no heat ever applied). `day_offset_s` turns the
@@ -385,7 +386,11 @@ def fit(samples: Sequence[Sample], *, now: float = 0.0, settings: FitSettings | 
     history only and, from the state at the split, predicts the newer part (`holdout_fraction`, at least
     `min_holdout_h`) open loop from the recorded heat and outdoor temperature; its RMS error against the readings
     (`forecast_rmse_k`) is what the planner relies on. The error of persistence (the temperature stays at its
-    last reading, `persistence_rmse_k`) is kept beside it."""
+    last reading, `persistence_rmse_k`) is kept beside it.
+
+    `start` (the model in use) is a second starting point for the least squares besides the generic one, and the
+    better of the two optima is kept: on data that excite the room little (a controller holding it steady), a fit
+    from the generic start alone can end in a poor local optimum (measured: a 270-day time constant)."""
     s = settings or FitSettings()
     segments = _bins(samples, s, day_offset_s)
     span_h = sum(len(g.air) for g in segments) * s.bin_s / 3600.0
@@ -394,7 +399,7 @@ def fit(samples: Sequence[Sample], *, now: float = 0.0, settings: FitSettings | 
     outdoor_known = all(np.isfinite(g.outdoor).all() for g in segments)
     candidates = []
     for k in ([order] if order else [1, 2]):
-        res = _fit_order(segments, k, s, outdoor_known)
+        res = _fit_order(segments, k, s, outdoor_known, start)
         if res is not None:
             candidates.append(res)
     if not candidates:
@@ -403,7 +408,7 @@ def fit(samples: Sequence[Sample], *, now: float = 0.0, settings: FitSettings | 
     if len(candidates) == 2 and candidates[1][0].rmse_k < 0.85 * candidates[0][0].rmse_k:
         best = candidates[1]
     base = best[0]
-    forecast_k, persistence_k = _forecast_check(segments, base.order, s, outdoor_known)
+    forecast_k, persistence_k = _forecast_check(segments, base.order, s, outdoor_known, start)
     conf_span = min(1.0, span_h / s.full_span_h)
     conf_fit = 1.0 / (1.0 + (base.rmse_k / s.good_rmse_k) ** 2)
     conf_forecast = 0.0 if not math.isfinite(forecast_k) else 1.0 / (1.0 + (forecast_k / s.good_forecast_k) ** 2)
@@ -413,9 +418,10 @@ def fit(samples: Sequence[Sample], *, now: float = 0.0, settings: FitSettings | 
                    outdoor_known=outdoor_known, forecast_rmse_k=forecast_k, persistence_rmse_k=persistence_k)
 
 
-def _solve(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: bool
-           ) -> tuple[_Problem, np.ndarray[Any, Any], float] | None:
-    """Least squares for one model order: (problem, optimal θ, residual RMS), or None when it fails."""
+def _solve(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: bool,
+           start: ThermalModel | None = None) -> tuple[_Problem, np.ndarray[Any, Any], float] | None:
+    """Least squares for one model order: (problem, optimal θ, residual RMS), or None when it fails. With a `start`
+    model of the same order, also from its parameters; the lower cost wins."""
     from scipy.optimize import least_squares
 
     prob = _Problem(segments, order, s, outdoor_known)
@@ -444,20 +450,33 @@ def _solve(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: 
         first = 3 if order == 1 else 6
         lo[first:first + 2] = [-1e-9, -1e-9]
         hi[first:first + 2] = [1e-9, 1e-9]
-    x0 = np.clip(np.array(theta0, dtype=float), np.array(lo), np.array(hi))
-    try:
-        sol = least_squares(prob.residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.3, max_nfev=400)
-    except (ValueError, np.linalg.LinAlgError):
+    starts = [np.array(theta0, dtype=float)]
+    if start is not None and start.order == order:
+        guess = np.array(theta0, dtype=float)
+        if order == 1:
+            guess[:3] = [math.log(start.c_air_j_per_k), math.log(start.h_ao_w_per_k), start.gains_w / 100.0]
+        else:
+            guess[:6] = [math.log(start.c_air_j_per_k), math.log(start.c_mass_j_per_k), math.log(start.h_am_w_per_k),
+                         math.log(start.h_ao_w_per_k), math.log(start.h_mo_w_per_k), start.gains_w / 100.0]
+        starts.append(guess)
+    best: Any = None
+    for x0 in starts:
+        try:
+            sol = least_squares(prob.residuals, np.clip(x0, np.array(lo), np.array(hi)), bounds=(lo, hi),
+                                loss="soft_l1", f_scale=0.3, max_nfev=400)
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+        if np.isfinite(sol.fun).all() and (best is None or sol.cost < best.cost):
+            best = sol
+    if best is None:
         return None
-    r = sol.fun
-    if not np.isfinite(r).all():
-        return None
-    return prob, np.asarray(sol.x, dtype=float), float(np.sqrt(np.mean(r**2)))
+    r = best.fun
+    return prob, np.asarray(best.x, dtype=float), float(np.sqrt(np.mean(r**2)))
 
 
-def _fit_order(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: bool
-               ) -> tuple[ThermalModel, np.ndarray[Any, Any]] | None:
-    solved = _solve(segments, order, s, outdoor_known)
+def _fit_order(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: bool,
+               start: ThermalModel | None = None) -> tuple[ThermalModel, np.ndarray[Any, Any]] | None:
+    solved = _solve(segments, order, s, outdoor_known, start)
     if solved is None:
         return None
     prob, theta, rmse = solved
@@ -495,15 +514,15 @@ def _split(segments: list[_Segment], s: FitSettings
     return train, pieces
 
 
-def _forecast_check(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: bool
-                    ) -> tuple[float, float]:
+def _forecast_check(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: bool,
+                    start: ThermalModel | None = None) -> tuple[float, float]:
     """(model, persistence) RMS error on the newer part of the history, the model fitted to the older part only.
     (inf, inf) when the history cannot be split or the older part gives no model."""
     split = _split(segments, s)
     if split is None:
         return math.inf, math.inf
     train, pieces = split
-    solved = _solve(train, order, s, outdoor_known)
+    solved = _solve(train, order, s, outdoor_known, start)
     if solved is None:
         return math.inf, math.inf
     prob, theta, _ = solved

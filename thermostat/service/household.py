@@ -263,12 +263,20 @@ class Service:
                     self._make_machine(self.heaters[hid], MODELS[hcfg.model])
             old_room = previous.rooms.get(room_id) if previous is not None else None
             max_w = 0.0
+            min_w = 0.0  # heaters that cannot stop (no standby, no plug) give at least their lowest level
+            lowest_switchable: list[float] = []
             for hid in rcfg.heaters:
                 h = self.heaters[hid]
                 spec = h.spec or MODELS["mini3"]  # placeholder capacity until `auto` is probed
                 h_spec = h.spec or spec
                 names = list(h.cfg.levels) if h.cfg.levels else list(h_spec.level_names)
-                max_w += max(float(h.cfg.levels_w.get(n, h_spec.level(n).wall_w)) for n in names)
+                watts = [float(h.cfg.levels_w.get(n, h_spec.level(n).wall_w)) for n in names]
+                max_w += max(watts)
+                if h_spec.has_standby or h.cfg.plug is not None:
+                    lowest_switchable.append(min(watts))
+                else:
+                    min_w += min(watts)
+            low_w = min_w + min(lowest_switchable) if lowest_switchable else None
             keep_control = (
                 old_room is not None and previous is not None
                 and old_room.cfg.control == rcfg.control and old_room.cfg.limits == rcfg.limits
@@ -283,7 +291,7 @@ class Service:
                 assert old_room is not None
                 control = old_room.control
             else:
-                controller = _controller_for(rcfg, max_w)
+                controller = _controller_for(rcfg, max_w, min_w, low_w)
                 if isinstance(controller, MpcController):
                     self._restore_model(room_id, controller)
                 control = RoomControl(
@@ -368,7 +376,8 @@ class Service:
                 continue
             samples = self.fit_samples(room.id, since)
             try:
-                model = await asyncio.to_thread(fit, samples, now=wall.timestamp(), day_offset_s=day_offset)
+                model = await asyncio.to_thread(fit, samples, now=wall.timestamp(), day_offset_s=day_offset,
+                                                start=controller.model)
             except Exception:  # a numerical failure must never stop the service; pid stays in charge
                 log.exception("room %s: thermal model fit failed", room.id)
                 continue
@@ -1317,10 +1326,13 @@ def _stored_wear(stored: StoredHeater) -> HeaterWear:
     )
 
 
-def _controller_for(rcfg: RoomConfig, max_w: float) -> Controller:
+def _controller_for(rcfg: RoomConfig, max_w: float, min_w: float = 0.0, low_w: float | None = None) -> Controller:
+    """The room's controller. mpc also gets the power it cannot go below (heaters that cannot stop) and the lowest
+    running power of a heater that can (below it, heat exists only as on/off)."""
     ctl = rcfg.control
     if ctl.mode == "mpc":
-        return make_controller("mpc", max_w=max_w, horizon_h=ctl.horizon / 3600.0, margin_k=ctl.margin)
+        return make_controller("mpc", max_w=max_w, min_w=min_w, low_w=low_w, horizon_h=ctl.horizon / 3600.0,
+                               margin_k=ctl.margin)
     if ctl.mode == "hysteresis":
         return make_controller("hysteresis", max_w=max_w, cold_tol=ctl.cold_tolerance, hot_tol=ctl.hot_tolerance)
     gains = {k: v for k, v in (("kp", ctl.kp), ("ki", ctl.ki), ("kd", ctl.kd)) if v is not None}
