@@ -259,7 +259,7 @@ class MpcControl(BaseModel):
     mode: Literal["mpc"] = Field(default="mpc", description="`mpc`.")
     horizon: Duration = Field(default=18 * 3600.0, ge=4 * 3600, le=48 * 3600,
                               description="How far ahead the heat is planned (e.g. `18h`).")
-    margin: float = Field(default=0.35, ge=0, le=0.5,
+    margin: float = Field(default=0.3, ge=0, le=0.5,
                           description="Plan this many °C inside the comfort band's lower edge (target − 0.5 °C).")
 
 

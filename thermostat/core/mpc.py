@@ -20,7 +20,7 @@ The program (scipy HiGHS), with u_k the room's power in step k and T_k the predi
   into cheap hours whenever the comfort band allows it; without a price every hour costs 1;
 * the move term makes the plan prefer steady power: fewer level changes and wakes;
 * `min_w` is the power the room cannot go below (heaters that cannot stop: Nano 3S without a plug);
-* margin: the lower bound is planned `margin_k` (0.35 K) inside the band, against model error, sensor noise and the
+* margin: the lower bound is planned `margin_k` (0.3 K) inside the band, against model error, sensor noise and the
   ripple of a heater cycling between standby and its lowest level; the upper one `margin_high_k` (0.2 K), which
   keeps more of the band for storing cheap heat.
 
@@ -94,7 +94,7 @@ class MpcController:
         fine_h: float = 3.0,
         horizon_h: float = 18.0,
         replan_s: float = 600.0,
-        margin_k: float = 0.35,
+        margin_k: float = 0.3,
         margin_high_k: float = 0.2,
         w_discomfort: float = 20.0,
         w_move: float = 0.02,
