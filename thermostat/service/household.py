@@ -2,7 +2,9 @@
 
 Tasks (asyncio):
 - the MQTT link (reconnects by itself; sensor readings and commands come in through `_on_message`);
-- one task per heater: step its `HeaterMachine`, carry out the commands over TCP, feed back outcomes;
+- one task per heater: step its `HeaterMachine`, carry out the commands over TCP, feed back outcomes; it sleeps
+  until the machine is next due (`next_due`) or it is woken (its room's tick, a command, the exit), and its
+  settled polls fall on its own slot of the poll period (the heaters in configuration order, evenly apart);
 - the control loop: `RoomControl.tick` for every room every `control_interval_s` and at schedule boundaries;
   for one room alone on its own accepted reading, its own commands and the moment its sensor goes stale
   (so the cost of readings grows with readings, not with rooms × readings);
@@ -10,6 +12,12 @@ Tasks (asyncio):
 
 Per tick, the SQLite writes of every room ticked go in one transaction (`SafeStore.batch`), and the retained
 MQTT state is published only where a value changed (`MqttLink.publish_state`).
+
+A burst (a house-wide change, several rooms' commands arriving together) sends its heater commands first: the
+writes a soft on/off needs before it is sent go in one transaction per pass of the event loop
+(`_hold_writes`), the heaters' MQTT state and events wait until no heater command is under way (at most 1 s),
+and a tick's bookkeeping (SQLite, MQTT, energy, problems) runs after the commands it caused, in a task of its
+own, while the control loop goes on deciding.
 
 Shutdown (SIGTERM/SIGINT): the configured exit action (default: every heater to standby, as a safety
 action) within `exit_timeout_s`, then `offline` is published and the broker connection closed.
