@@ -91,6 +91,7 @@ class ServiceTimings:
     publish_every_s: float = 10.0  # heater telemetry: published on a look this long after the last (or on a change)
 
 
+BOOKKEEPING_WAIT_S = 1.0  # a tick's bookkeeping waits at most this long for the heater commands it caused
 DISCOVERY_RECORD = "ha_published"  # the store's record of what was announced to Home Assistant (ha.published_record)
 
 
@@ -819,8 +820,9 @@ class Service:
                 self.limited.log(logging.ERROR, ("tick",), "control tick failed", exc_info=True)
             else:  # the commands first: the heaters this tick woke send them before its bookkeeping
                 previous = self._bookkeeping
-                self._bookkeeping = asyncio.create_task(self._bookkeep_after_burst(previous, ticked, t_now, t_wall),
-                                                        name="bookkeeping")
+                self._bookkeeping = asyncio.create_task(
+                    self._bookkeep_after_burst(previous, ticked, t_now, t_wall, t_now + BOOKKEEPING_WAIT_S),
+                    name="bookkeeping")
             wake_at = next_full
             for room in self.rooms.values():
                 deadline = room.stale_deadline()
@@ -830,28 +832,30 @@ class Service:
             await self._wait(self._tick, max(0.0, wake_at - self.clock.monotonic()) + 0.01)
 
     async def _bookkeep_after_burst(self, previous: asyncio.Task[None] | None, ticked: list[RoomRuntime],
-                                    now: float, wall: datetime) -> None:
-        """A tick's bookkeeping once the commands it caused are out (in tick order: after the previous tick's),
-        while the control loop goes on deciding. Also when cancelled (stopping): the wants are saved, the state
-        published."""
+                                    now: float, wall: datetime, until: float) -> None:
+        """A tick's bookkeeping once the commands it caused are out, at the latest at `until` (the service's
+        clock), in tick order (after the previous tick's), while the control loop goes on deciding. Also when
+        cancelled (stopping): the wants are saved, the state published."""
         try:
             if previous is not None:
                 await asyncio.wait({previous})
-            await self._after_burst()
+            await self._after_burst(until)
         finally:
             try:
                 self._bookkeep(ticked, now, wall)
             except Exception:
                 self.limited.log(logging.ERROR, ("tick",), "control tick failed", exc_info=True)
 
-    async def _after_burst(self) -> None:
-        """Until the heater commands a tick caused have gone out and been answered (at most 1 s of the clock): the
-        heaters it woke step within a few passes of the event loop, then their commands are under way."""
+    async def _after_burst(self, until: float) -> None:
+        """Until the heater commands a tick caused have gone out and been answered, or `until` (the service's
+        clock): the heaters it woke step within a few passes of the event loop, then their commands are under way.
+        The deadline is the tick's own, so that ticks in a row (a miner whose command times out) never queue up."""
         for _ in range(4):
             await asyncio.sleep(0)
-        if self._changes_in_flight:
+        left = until - self.clock.monotonic()
+        if self._changes_in_flight and left > 0:
             self._burst_over.clear()
-            await self._wait(self._burst_over, 1.0)
+            await self._wait(self._burst_over, left)
 
     @staticmethod
     def _stale_now(room: RoomRuntime, now: float) -> bool:
