@@ -226,7 +226,7 @@ async def test_queue_bound_drops_oldest_non_retained() -> None:
         await link.publish(f"t/r{i}", str(i), retain=True)  # cache only
     assert link.queued == 3
     assert link.dropped == 7
-    assert [item.payload for item in link._queue] == [b"7", b"8", b"9"]
+    assert [item.payload for item in link.queued_items()] == [b"7", b"8", b"9"]
     assert set(link.retained) == {f"t/r{i}" for i in range(10)}
     await link.publish("t/bad", object())  # type: ignore[arg-type]  # unusable: logged, counted, no raise
     assert link.dropped == 8
@@ -259,3 +259,57 @@ async def test_handler_errors_do_not_kill_the_link(mqtt_broker) -> None:  # type
     finally:
         await link.close()
         await asyncio.wait_for(task, 5)
+
+
+async def test_connected_over_the_bound_retained_state_is_never_dropped(mqtt_broker) -> None:  # type: ignore[no-untyped-def]
+    """While connected, a burst larger than `queue_limit` drops only the oldest non-retained messages; every
+    retained topic's latest value reaches the broker (a queued value is replaced in its place by a newer one)."""
+    p = _prefix()
+    link = make_link(mqtt_broker.host, mqtt_broker.port, p, queue_limit=5)
+    async with running(link, Inbox()):
+        assert await link.wait_connected(5)
+        for i in range(40):  # in one go: the sender cannot run in between
+            link.publish_nowait(f"{p}/state/{i}", "first", retain=True)
+            link.publish_nowait(f"{p}/event", str(i))
+        for i in range(40):
+            link.publish_nowait(f"{p}/state/{i}", "latest", retain=True)
+        assert link.dropped == 35  # non-retained: 40 queued, the newest 5 kept
+        assert link.queued == 40 + 5  # one per retained topic, plus the 5 events
+        assert [m.payload for m in link.queued_items() if not m.retain] == [b"35", b"36", b"37", b"38", b"39"]
+        assert await link.flush(10)
+    for i in (0, 17, 39):
+        assert await read_retained(mqtt_broker.host, mqtt_broker.port, f"{p}/state/{i}") == b"latest"
+
+
+async def test_messages_that_arrive_together_are_handed_over_together(mqtt_broker) -> None:  # type: ignore[no-untyped-def]
+    """Messages already waiting when the link reads are handed to the handler in one pass of the event loop, not one
+    per few passes (a house-wide change acts on every room's command together)."""
+    p = _prefix()
+    link = make_link(mqtt_broker.host, mqtt_broker.port, p)
+    link.subscribe(f"{p}/cmd/#")
+    passes: list[int] = []
+    counter = {"pass": 0}
+
+    async def ticker() -> None:
+        while True:
+            counter["pass"] += 1
+            await asyncio.sleep(0)
+
+    def handler(m: Message) -> None:
+        passes.append(counter["pass"])
+
+    tick = asyncio.create_task(ticker())
+    task = asyncio.create_task(link.run(handler))
+    try:
+        assert await link.wait_connected(5)
+        await asyncio.sleep(0.3)  # subscribed
+        async with aiomqtt.Client(mqtt_broker.host, mqtt_broker.port) as client:
+            await asyncio.gather(*(client.publish(f"{p}/cmd/{i}", str(i), qos=1) for i in range(30)))
+        async with asyncio.timeout(5):
+            while len(passes) < 30:
+                await asyncio.sleep(0.01)
+    finally:
+        tick.cancel()
+        await link.close()
+        await asyncio.wait_for(task, 5)
+    assert len(set(passes)) <= 5, f"30 messages handed over in {len(set(passes))} passes of the event loop"

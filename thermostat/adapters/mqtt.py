@@ -10,10 +10,13 @@
 * hand each incoming message to `on_message`; an exception there is logged, never fatal;
 * on any MQTT error: back off 1 s, 2 s, 4 s … up to 30 s (reset after a successful connect), retry.
 
-`publish()` never raises and never blocks on the network: it appends to a bounded outgoing queue
-that a sender task drains while connected. While disconnected, non-retained messages wait in the
-queue (the oldest non-retained one is dropped when it is full, counted in `dropped`); retained ones
-only update the cache, which is sent in full on the next connect.
+`publish()` never raises and never blocks on the network: it appends to the outgoing queue that a
+sender task drains, in order, while connected. Non-retained messages are bounded by `queue_limit`
+(the oldest one is dropped when it is full, counted in `dropped`; they wait in the queue while
+disconnected). Retained messages are never dropped: while connected, one not yet sent is replaced in
+its place by a newer value for its topic (the broker keeps only the last one), so they are bounded by the
+number of topics; while disconnected they only update the cache, which is sent in full on the next
+connect.
 
 `close()` stops the loop; when connected it first drains the queue briefly, then publishes ``offline``
 (retained) itself, because a clean disconnect does not trigger the will (MQTT spec).
@@ -25,11 +28,13 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import select
 import ssl
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import aiomqtt
 
@@ -54,6 +59,7 @@ class _Out:
     payload: bytes
     qos: int
     retain: bool
+    seq: int = 0  # queue order across the two queues (non-retained, retained)
 
 
 MessageHandler = Callable[[Message], Awaitable[None] | None]
@@ -62,6 +68,37 @@ ConnectHandler = Callable[[], Awaitable[None] | None]
 
 class _Stopping(Exception):
     """Raised inside the connection's task group to leave it when `close()` is called."""
+
+
+READ_BURST = 256  # most packets read in one go when the broker's socket turns readable
+
+
+class _PahoReader(Protocol):
+    def loop_read(self, max_packets: int = 1) -> int: ...
+
+    def socket(self) -> Any: ...  # paho's SocketLike: a socket, an SSL socket or its websocket
+
+
+def _read_what_arrived(client: _PahoReader) -> None:
+    """Read every packet that has arrived when the socket turns readable, not one per pass of the event loop.
+
+    aiomqtt calls paho's `loop_read()` once when the socket is readable, and paho reads one packet (or as many as
+    it has messages in flight). Messages that arrive together (a house-wide change: one command per room) then
+    trickled in one per pass of the event loop, behind whatever else the loop had to do, and every room's
+    change was acted on before the next was even read. Wrapped, `loop_read()` goes on while the socket still
+    has bytes waiting (at most `READ_BURST` packets), so they are all handed over together."""
+    one = client.loop_read
+
+    def loop_read(max_packets: int = 1) -> int:
+        rc = one(max_packets)
+        for _ in range(READ_BURST - 1):
+            sock = client.socket()
+            if rc != 0 or sock is None or not select.select([sock], [], [], 0)[0]:  # 0: MQTT_ERR_SUCCESS
+                break
+            rc = one(max_packets)
+        return rc
+
+    client.loop_read = loop_read  # type: ignore[method-assign]  # the paho client's own, on this instance
 
 
 def _as_bytes(payload: str | bytes | bytearray | int | float | None) -> bytes:
@@ -111,12 +148,15 @@ class MqttLink:
         self.unchanged_skipped = 0  # `publish_state` calls that sent nothing: the value had not changed
         self._subs: dict[str, int] = {}  # filter -> qos
         self._pending_subs: list[str] = []
-        self._queue: deque[_Out] = deque()
+        self._plain: deque[_Out] = deque()  # non-retained, in order; bounded by queue_limit
+        self._kept: OrderedDict[str, _Out] = OrderedDict()  # retained, one per topic, in the order first queued
+        self._seq = 0
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._connected = asyncio.Event()
         self._done = asyncio.Event()
         self._client: aiomqtt.Client | None = None
+        self._inbox: asyncio.Queue[aiomqtt.Message] | None = None  # the current client's incoming queue
         self._run_task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -145,7 +185,11 @@ class MqttLink:
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        return len(self._plain) + len(self._kept)
+
+    def queued_items(self) -> list[_Out]:
+        """What waits to be sent, in the order it will be sent."""
+        return sorted([*self._plain, *self._kept.values()], key=lambda item: item.seq)
 
     def counters(self) -> dict[str, int]:
         return {
@@ -156,7 +200,7 @@ class MqttLink:
             "published": self.published,
             "received": self.received,
             "handler_errors": self.handler_errors,
-            "queued": len(self._queue),
+            "queued": self.queued,
         }
 
     async def wait_connected(self, timeout: float | None = None) -> bool:
@@ -201,10 +245,19 @@ class MqttLink:
             self.retained[topic] = (data, qos)
             if not self.connected:
                 return  # the cache is sent in full on the next connect
-        if len(self._queue) >= self.queue_limit:
-            self._drop_one()
-        self._queue.append(_Out(topic, data, qos, retain))
+            queued = self._kept.get(topic)
+            seq = queued.seq if queued is not None else self._next_seq()
+            self._kept[topic] = _Out(topic, data, qos, True, seq)  # a newer value takes the queued one's place
+        else:
+            if len(self._plain) >= self.queue_limit:
+                self._plain.popleft()  # the oldest non-retained message
+                self.dropped += 1
+            self._plain.append(_Out(topic, data, qos, False, self._next_seq()))
         self._wake.set()
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
 
     def publish_state(self, topic: str, payload: str | bytes | bytearray | int | float | None, qos: int = 1) -> bool:
         """A retained state value, sent only when it differs from the value last sent on `topic` (the broker
@@ -220,19 +273,10 @@ class MqttLink:
         self.publish_nowait(topic, data, retain=True, qos=qos)
         return True
 
-    def _drop_one(self) -> None:
-        for i, item in enumerate(self._queue):
-            if not item.retain:
-                del self._queue[i]
-                break
-        else:
-            self._queue.popleft()
-        self.dropped += 1
-
     async def flush(self, timeout: float = 5.0) -> bool:
         """Wait until the queue is empty (everything sent and, for qos >= 1, acknowledged)."""
         deadline = time.monotonic() + timeout
-        while self._queue or self._pending_subs:
+        while self.queued or self._pending_subs:
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(0.005)
@@ -241,7 +285,16 @@ class MqttLink:
     # --- the loop -----------------------------------------------------------------------------------
 
     def _make_client(self) -> aiomqtt.Client:
-        return aiomqtt.Client(
+        link = self
+
+        class Inbox(asyncio.Queue[aiomqtt.Message]):
+            """aiomqtt's incoming queue (its `queue_type`), kept at hand to take what has arrived all at once."""
+
+            def __init__(self, maxsize: int = 0) -> None:
+                super().__init__(maxsize)
+                link._inbox = self
+
+        client = aiomqtt.Client(
             self.host,
             self.port,
             username=self._username,
@@ -252,7 +305,10 @@ class MqttLink:
             keepalive=self.keepalive,
             timeout=self.timeout,
             tls_context=self._tls_context,
+            queue_type=Inbox,
         )
+        _read_what_arrived(client._client)  # aiomqtt's paho client (it has no public handle)
+        return client
 
     async def run(self, on_message: MessageHandler, on_connect: ConnectHandler | None = None) -> None:
         """Stay connected until `close()`. Returns after a clean close; cancellation propagates."""
@@ -304,7 +360,7 @@ class MqttLink:
             for topic_filter, qos in list(self._subs.items()):
                 await client.subscribe(topic_filter, qos=qos)
             # Queued retained messages are superseded by the cache, sent first by the sender.
-            self._queue = deque(item for item in self._queue if not item.retain)
+            self._kept.clear()
             self.connects += 1
             self.connected_since = time.monotonic()
             self._connected.set()
@@ -319,15 +375,26 @@ class MqttLink:
                         tg.create_task(self._stop_watch())
                         if on_connect is not None:
                             await self._call(on_connect)
-                        async for m in client.messages:
-                            self.received += 1
-                            await self._call(on_message, Message(str(m.topic), _as_bytes(m.payload), m.retain, m.qos))
+                        async for first in client.messages:
+                            # and every message already waiting behind it, in this same pass of the event loop
+                            # (aiomqtt hands them out one per few passes): commands that arrive together are
+                            # acted on together
+                            for m in self._waiting(first):
+                                self.received += 1
+                                await self._call(on_message,
+                                                 Message(str(m.topic), _as_bytes(m.payload), m.retain, m.qos))
                     finally:
                         over.set()
                         self._wake.set()
             except* _Stopping:
                 await self._goodbye(client)
                 raise _Stopping() from None
+
+    def _waiting(self, first: aiomqtt.Message) -> Iterator[aiomqtt.Message]:
+        yield first
+        inbox = self._inbox
+        while inbox is not None and not inbox.empty():
+            yield inbox.get_nowait()
 
     async def _call(self, fn: Callable[..., Awaitable[None] | None], *args: object) -> None:
         try:
@@ -352,24 +419,36 @@ class MqttLink:
                 await client.subscribe(topic_filter, qos=self._subs.get(topic_filter, 1))
                 self._pending_subs.pop(0)
                 continue
-            if not self._queue:
+            if not self.queued:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
             await self._send_head(client)
 
+    def _head(self) -> _Out:
+        plain = self._plain[0] if self._plain else None
+        kept = next(iter(self._kept.values())) if self._kept else None
+        if kept is None or (plain is not None and plain.seq < kept.seq):
+            assert plain is not None
+            return plain
+        return kept
+
     async def _send_head(self, client: aiomqtt.Client) -> None:
-        item = self._queue[0]
+        item = self._head()
         await client.publish(item.topic, item.payload, qos=item.qos, retain=item.retain, timeout=self.timeout)
         self.published += 1
-        if self._queue and self._queue[0] is item:  # it may have been dropped meanwhile
-            self._queue.popleft()
+        # it may have been dropped or (retained) replaced by a newer value meanwhile: that one is still to send
+        if item.retain:
+            if self._kept.get(item.topic) is item:
+                del self._kept[item.topic]
+        elif self._plain and self._plain[0] is item:
+            self._plain.popleft()
 
     async def _goodbye(self, client: aiomqtt.Client) -> None:
         """Clean exit: send what is queued (briefly), then the retained ``offline``."""
         try:
             async with asyncio.timeout(self.timeout):
-                while self._queue:
+                while self.queued:
                     await self._send_head(client)
                 await client.publish(self.availability_topic, b"offline", qos=1, retain=True, timeout=self.timeout)
         except (aiomqtt.MqttError, TimeoutError) as exc:

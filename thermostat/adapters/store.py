@@ -38,7 +38,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -144,9 +144,15 @@ _Row = TypeVar("_Row", RoomState, HeaterState)
 _DATETIME_FIELDS = {"override_until", "override_set_at"}
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _encode(state: RoomState | HeaterState) -> str:
-    data: dict[str, Any] = asdict(state)
-    data.pop("updated", None)
+    # The fields are flat (text, numbers, a tuple of numbers, datetimes): a shallow copy, not `asdict`'s deep one.
+    names = _FIELD_NAMES.get(type(state))
+    if names is None:
+        names = _FIELD_NAMES[type(state)] = tuple(f.name for f in fields(state) if f.name != "updated")
+    data: dict[str, Any] = {name: getattr(state, name) for name in names}
     for key in _DATETIME_FIELDS & data.keys():
         value = data[key]
         if value is not None:
@@ -539,13 +545,22 @@ class SafeStore:
     def batch(self) -> Iterator[None]:
         """Writes inside are kept in memory and flushed together, in one transaction, at the end (one control
         tick's room states, heater wants, energy and history rows). Never raises from the flush."""
-        self._batching += 1
+        self.hold()
         try:
             yield
         finally:
-            self._batching -= 1
-            if not self._batching:
-                self.flush()
+            self.release()
+
+    def hold(self) -> None:
+        """Keep writes in memory until the matching `release()` (`batch()` for callers that cannot use a `with`:
+        the service holds the writes of one pass of its event loop, a burst of heater commands)."""
+        self._batching += 1
+
+    def release(self) -> None:
+        """End a `hold()`: the last one flushes what was written meanwhile, in one transaction. Never raises."""
+        self._batching = max(0, self._batching - 1)
+        if not self._batching:
+            self.flush()
 
     def _write_soon(self) -> None:
         if not self._batching:

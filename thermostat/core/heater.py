@@ -247,8 +247,15 @@ class HeaterMachine:
         now: float = 0.0,
         *,
         has_plug: bool = False,
+        poll_phase: float | None = None,
     ) -> None:
+        if poll_phase is not None and not 0.0 <= poll_phase < 1.0:
+            raise ValueError("poll_phase must be in [0, 1)")
         self.heater_id = heater_id
+        # Settled polls (STANDBY, RUNNING) fall on this heater's own slot of the poll period (a fraction of it,
+        # on the monotonic clock), so that many heaters' polls are spread over the period instead of bunching.
+        # None: every settled poll one period after the last look.
+        self.poll_phase = poll_phase
         self.spec = spec
         self.settings = settings or HeaterSettings()
         self.has_plug = has_plug
@@ -516,10 +523,15 @@ class HeaterMachine:
             cands.append(self._ceiling_until)
         if self._state == S.STANDBY and self._target is not None:
             cands.append(self.earliest_wake(now))
-        if self._state in _ON_STATES and self._target is None:
-            cands.append(self.earliest_stop(now))
+        if self._target is None and (self._state == S.RUNNING or (
+                self._state in _TRANSITIONAL and self._state != S.STOPPING and self.off_method != OffMethod.LOWEST)):
+            cands.append(self.earliest_stop(now))  # the stop may start then (STOPPING has: it waits for its polls)
         if self._state == S.RUNNING and self._target is not None and self._target != self._confirmed:
             cands.append(self.earliest_level_change(now))
+        if self._state == S.FAULT and self._cmd_due:
+            cands.append(now)  # the park command is due
+        elif self._state == S.FAULT and self._fault_should_park(now):
+            cands.append(self._park_sent_at + self.settings.soft_retry_s)  # the park again, if still hashing
         return max(now, min(cands))
 
     def step(self, now: float) -> list[Command]:
@@ -615,6 +627,15 @@ class HeaterMachine:
     def _settled(self) -> None:
         self._failures = 0
         self._last_failure = ""
+
+    def _settled_poll_at(self, now: float) -> float:
+        """When to poll a settled heater next: at this heater's next slot of the period (`poll_phase`), so never
+        later than one period from now; once on the slot, every period. Without a phase: one period from now."""
+        period = self.settings.poll_interval_s
+        if self.poll_phase is None:
+            return now + period
+        to_slot = (self.poll_phase * period - now) % period
+        return now + (to_slot if to_slot > 1e-3 else period)
 
     def _fail(self, now: float, reason: str) -> None:
         self._failures += 1
@@ -715,14 +736,14 @@ class HeaterMachine:
             self._level_since = now
         if verified:
             self._settled()
-        self._next_at = now + self.settings.poll_interval_s
+        self._next_at = self._settled_poll_at(now)
 
     def _enter_running(self, level: str, now: float, reason: str) -> None:
         self._go(S.RUNNING, now, reason)
         self._set_confirmed(level, now)
         self._in_wake = False
         self._settled()
-        self._next_at = now + self.settings.poll_interval_s
+        self._next_at = self._settled_poll_at(now)
 
     def _after_level(self, level: str, now: float, reason: str) -> None:
         """The miner is verified in `level`: set the fan if due, else RUNNING (STANDBY for the lowest
@@ -990,7 +1011,7 @@ class HeaterMachine:
             self._no_answer += 1
             self._next_at = now + self.settings.fast_poll_s
             if st == S.STANDBY:
-                self._next_at = now + self.settings.poll_interval_s
+                self._next_at = self._settled_poll_at(now)
             elif self._no_answer >= self.settings.plug_off_polls:
                 verified = st == S.STOPPING
                 self._enter_standby(now, "no answer: plug off" if verified else "no answer: plug assumed off",
@@ -1036,7 +1057,7 @@ class HeaterMachine:
             soft_idle = method == OffMethod.SOFT and snap.state == MinerState.STANDBY
             lowest_ok = method == OffMethod.LOWEST and not rebooted and cur == self.spec.bottom_level.name
             if soft_idle or lowest_ok:
-                self._next_at = now + self.settings.poll_interval_s
+                self._next_at = self._settled_poll_at(now)
                 self._settled()
             else:
                 what = "rebooted" if rebooted else f"found {snap.state.value} in {cur or 'an unknown mode'}"
@@ -1086,7 +1107,7 @@ class HeaterMachine:
             elif cur != self._confirmed:
                 self._reconcile(snap, now, f"level changed outside the controller: {cur or 'unknown mode'}")
             else:
-                self._next_at = now + self.settings.poll_interval_s
+                self._next_at = self._settled_poll_at(now)
             return
         if st == S.STOPPING:
             if method == OffMethod.LOWEST:

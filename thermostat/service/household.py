@@ -2,7 +2,9 @@
 
 Tasks (asyncio):
 - the MQTT link (reconnects by itself; sensor readings and commands come in through `_on_message`);
-- one task per heater: step its `HeaterMachine`, carry out the commands over TCP, feed back outcomes;
+- one task per heater: step its `HeaterMachine`, carry out the commands over TCP, feed back outcomes; it sleeps
+  until the machine is next due (`next_due`) or it is woken (its room's tick, a command, the exit), and its
+  settled polls fall on its own slot of the poll period (the heaters in configuration order, evenly apart);
 - the control loop: `RoomControl.tick` for every room every `control_interval_s` and at schedule boundaries;
   for one room alone on its own accepted reading, its own commands and the moment its sensor goes stale
   (so the cost of readings grows with readings, not with rooms × readings);
@@ -10,6 +12,12 @@ Tasks (asyncio):
 
 Per tick, the SQLite writes of every room ticked go in one transaction (`SafeStore.batch`), and the retained
 MQTT state is published only where a value changed (`MqttLink.publish_state`).
+
+A burst (a house-wide change, several rooms' commands arriving together) sends its heater commands first: the
+writes a soft on/off needs before it is sent go in one transaction per pass of the event loop
+(`_hold_writes`), the heaters' MQTT state and events wait until no heater command is under way (at most 1 s),
+and a tick's bookkeeping (SQLite, MQTT, energy, problems) runs after the commands it caused, in a task of its
+own, while the control loop goes on deciding.
 
 Shutdown (SIGTERM/SIGINT): the configured exit action (default: every heater to standby, as a safety
 action) within `exit_timeout_s`, then `offline` is published and the broker connection closed.
@@ -74,13 +82,16 @@ log = logging.getLogger("thermostat.service")
 @dataclass
 class ServiceTimings:
     control_interval_s: float = 30.0  # control tick when no reading arrives
-    heater_idle_s: float = 1.0  # longest a heater task sleeps between looks at its machine
+    heater_idle_s: float = 300.0  # longest a heater task sleeps between looks at its machine (it wakes when its
+    #   machine is next due or something asks: its room's tick, a command, the exit)
+    spread_polls: bool = True  # settled polls of the heaters spread evenly over the poll period
     exit_timeout_s: float = 20.0  # real seconds allowed for the exit action at shutdown
     probe_backoff_max_s: float = 300.0  # model: auto — retry `version` up to this interval
     history_every_s: float = 60.0  # history row per room/heater at most this often
-    publish_every_s: float = 10.0  # heater telemetry publish period
+    publish_every_s: float = 10.0  # heater telemetry: published on a look this long after the last (or on a change)
 
 
+BOOKKEEPING_WAIT_S = 1.0  # a tick's bookkeeping waits at most this long for the heater commands it caused
 DISCOVERY_RECORD = "ha_published"  # the store's record of what was announced to Home Assistant (ha.published_record)
 
 
@@ -98,6 +109,7 @@ class HeaterRuntime:
     commands_sent: int = 0
     command_errors: int = 0
     wakes: int = 0  # wakes started by this process (for metrics)
+    looks: int = 0  # times its task went to sleep after finding nothing to send (for the scale tests)
     last_publish: float = -1e9
     last_history: float = -1e9
     persisted_wanted: str | None = None  # the wanted level last handed to the store ("standby" or a level)
@@ -202,6 +214,15 @@ class Service:
         self._tasks: list[asyncio.Task[Any]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._heater_tasks: dict[str, asyncio.Task[Any]] = {}
+        self._phases: dict[str, float] = {}  # each heater's slot of the poll period (`_poll_phase`)
+        # A burst (a room command, a house-wide change): the heaters' commands go out first, in one SQLite
+        # transaction per pass of the event loop (`_hold_writes`); their MQTT state after the burst.
+        self._writes_held: asyncio.Future[None] | None = None
+        self._changes_in_flight = 0  # heater commands other than polls being carried out now
+        self._burst_over = asyncio.Event()  # set when the last of them is done
+        self._bookkeeping: asyncio.Task[None] | None = None  # the latest tick's bookkeeping (`_bookkeep_after_burst`)
+        self._unpublished: dict[str, list[str]] = {}  # heater id -> its event payloads, until the burst is over
+        self._publish_timer: asyncio.TimerHandle | None = None
         self.events: list[TransitionEvent] = []  # recent transitions (bounded), for tests and status
         self.counters: dict[str, int] = {"readings": 0, "readings_rejected": 0, "commands_rejected": 0,
                                          "bookkeeping_errors": 0}
@@ -393,10 +414,19 @@ class Service:
         for room in self.rooms.values():
             room.control.levels_w = {h.id: h.usable_levels_w() for h in room.heaters if h.spec is not None}
 
+    def _poll_phase(self, heater_id: str) -> float | None:
+        """This heater's slot of the poll period: the heaters in configuration order, evenly apart."""
+        if not self.timings.spread_polls or heater_id not in self.config.heaters:
+            return None
+        if len(self._phases) != len(self.config.heaters):
+            self._phases = {hid: i / len(self.config.heaters) for i, hid in enumerate(self.config.heaters)}
+        return self._phases[heater_id]
+
     def _make_machine(self, h: HeaterRuntime, spec: ModelSpec) -> None:
         h.spec = spec
         now = self.clock.monotonic()
-        h.machine = HeaterMachine(h.id, spec, self._heater_settings(h.cfg), now=now, has_plug=h.cfg.plug is not None)
+        h.machine = HeaterMachine(h.id, spec, self._heater_settings(h.cfg), now=now, has_plug=h.cfg.plug is not None,
+                                  poll_phase=self._poll_phase(h.id))
         stored = self.store.get_heater_state(h.id)
         # Resume what was wanted before a restart, so reconciliation converges on it without extra commands.
         if stored.wanted_level is not None:
@@ -524,9 +554,11 @@ class Service:
                 h.wake.set()
             if self._heater_tasks:
                 await asyncio.wait(list(self._heater_tasks.values()), timeout=self.timings.exit_timeout_s)
+        last = [self._bookkeeping] if self._bookkeeping is not None else []
         for task in [*self._heater_tasks.values(), *self._tasks[1:]]:
             task.cancel()
-        await asyncio.gather(*self._heater_tasks.values(), *self._tasks[1:], return_exceptions=True)
+        await asyncio.gather(*self._heater_tasks.values(), *self._tasks[1:], *last, return_exceptions=True)
+        self._publish_unpublished()
         self._publish_all_rooms()
         if self.metrics is not None:  # metrics endpoint (issue 7)
             await self.metrics.close()
@@ -579,26 +611,101 @@ class Service:
         while not self._handing_over:
             now = self.clock.monotonic()
             commands = machine.step(now)
-            for command in commands:
-                if command.kind in (CommandKind.SOFT_ON, CommandKind.SOFT_OFF):
-                    self._persist_heater(h, [])  # before it is sent: a kill -9 now must not send it twice
-                try:
-                    outcome = await self._execute(h, command)
-                except asyncio.CancelledError:  # stopping: whether it arrived is unknown, as after a timeout
-                    machine.on_outcome(command, Outcome(OutcomeKind.TIMEOUT, "not answered: service stopping"),
-                                       self.clock.monotonic())
-                    raise
-                machine.on_outcome(command, outcome, self.clock.monotonic())
+            changes = sum(1 for command in commands if command.kind != CommandKind.POLL)
+            self._changes_in_flight += changes
             try:
-                self._after_heater_step(h)
-            except Exception:  # bookkeeping (store, MQTT, logs) never stops the heater's machine
-                self.counters["bookkeeping_errors"] += 1
-                self.limited.log(logging.ERROR, ("bookkeeping", h.id), "heater %s: bookkeeping failed", h.id,
-                                 exc_info=True)
+                await self._carry_out(h, machine, commands)
+            finally:
+                if changes:
+                    self._changes_in_flight -= changes
+                    if not self._changes_in_flight:  # the burst is over: its state to MQTT
+                        self._burst_over.set()
+                        self._publish_unpublished()
             if not commands:
                 h.wake.clear()
-                delay = min(self.timings.heater_idle_s, max(0.0, machine.next_due(self.clock.monotonic()) - now))
+                # Asleep until the machine is next due or someone wakes it (its room's tick, a command, the
+                # exit): a heater with nothing to do costs nothing between polls. Its telemetry goes out with
+                # the looks (every poll, and every room tick wakes the room's heaters).
+                now = self.clock.monotonic()
+                delay = min(self.timings.heater_idle_s, max(0.0, machine.next_due(now) - now))
+                h.looks += 1
                 await self._wait(h.wake, max(delay, 0.02))
+
+    async def _carry_out(self, h: HeaterRuntime, machine: HeaterMachine, commands: list[Command]) -> None:
+        """Send the machine's commands, feed back the outcomes, then the bookkeeping (store, logs, MQTT)."""
+        for command in commands:
+            try:
+                if command.kind in (CommandKind.SOFT_ON, CommandKind.SOFT_OFF):
+                    # Written before it is sent (a kill -9 now must not send it twice): in one transaction with the
+                    # other heaters of this pass of the event loop, and sent once that is committed.
+                    self._hold_writes()
+                    self._persist_heater(h, [])
+                    await self._writes_done()
+                outcome = await self._execute(h, command)
+            except asyncio.CancelledError:  # stopping: whether it arrived is unknown, as after a timeout
+                machine.on_outcome(command, Outcome(OutcomeKind.TIMEOUT, "not answered: service stopping"),
+                                   self.clock.monotonic())
+                raise
+            machine.on_outcome(command, outcome, self.clock.monotonic())
+        try:
+            self._after_heater_step(h)
+        except Exception:  # bookkeeping (store, MQTT, logs) never stops the heater's machine
+            self.counters["bookkeeping_errors"] += 1
+            self.limited.log(logging.ERROR, ("bookkeeping", h.id), "heater %s: bookkeeping failed", h.id,
+                             exc_info=True)
+
+    def _hold_writes(self) -> None:
+        """SQLite writes from here to the end of this pass of the event loop go in one transaction: the heaters of a
+        burst commit once, not once each. Outside an event loop (a synchronous caller) writes go at once."""
+        if self._writes_held is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self.store.hold()
+        self._writes_held = loop.create_future()
+        loop.call_soon(self._release_writes)
+
+    def _release_writes(self) -> None:
+        held, self._writes_held = self._writes_held, None
+        try:
+            self.store.release()  # never raises
+        finally:
+            if held is not None and not held.done():
+                held.set_result(None)
+
+    async def _writes_done(self) -> None:
+        """Until the writes held for this pass of the event loop are committed (at once when none are held)."""
+        if self._writes_held is not None:
+            await asyncio.shield(self._writes_held)  # shared: one heater's cancellation must not cancel it
+
+    def _publish_heater_soon(self, h: HeaterRuntime, events: list[str]) -> None:
+        """A heater's events and state to MQTT: at once, or after the burst of heater commands under way (so
+        that every command of a burst goes out before the burst's publishing), at most 1 s later."""
+        self._unpublished.setdefault(h.id, []).extend(events)
+        if not self._changes_in_flight:
+            self._publish_unpublished()
+        elif self._publish_timer is None:
+            self._publish_timer = asyncio.get_running_loop().call_later(1.0, self._publish_unpublished)
+
+    def _publish_unpublished(self) -> None:
+        if self._publish_timer is not None:
+            self._publish_timer.cancel()
+            self._publish_timer = None
+        pending, self._unpublished = self._unpublished, {}
+        for hid, events in pending.items():
+            h = self.heaters.get(hid)
+            if h is None:
+                continue
+            try:
+                for payload in events:
+                    self.link.publish_nowait(f"{self.base}/heater/{hid}/event", payload)
+                self._publish_heater(h)
+            except Exception:  # never into the heater loop
+                self.counters["bookkeeping_errors"] += 1
+                self.limited.log(logging.ERROR, ("publish", hid), "heater %s: state not published", hid,
+                                 exc_info=True)
 
     async def _execute(self, h: HeaterRuntime, command: Command) -> Outcome:
         assert h.spec is not None
@@ -625,6 +732,7 @@ class Service:
         machine = h.machine
         assert machine is not None
         events = machine.drain_events()
+        payloads = []
         for ev in events:
             log.info("heater %s: %s -> %s (%s)", ev.heater, ev.from_state.value, ev.to_state.value, ev.reason)
             if ev.to_state == HeaterState.FAULT:
@@ -633,11 +741,8 @@ class Service:
             elif ev.from_state == HeaterState.FAULT:
                 self.limited.warning(("recovered", h.id), "heater %s: recovered from fault (%s)", h.id, ev.reason)
             self.events.append(ev)
-            self.link.publish_nowait(
-                f"{self.base}/heater/{h.id}/event",
-                json.dumps({"time": self.clock.now().isoformat(), "from": ev.from_state.value,
-                            "to": ev.to_state.value, "reason": ev.reason}),
-            )
+            payloads.append(json.dumps({"time": self.clock.now().isoformat(), "from": ev.from_state.value,
+                                        "to": ev.to_state.value, "reason": ev.reason}))
         if len(self.events) > 1000:
             del self.events[:-500]
         failures, snap = machine.failures, machine.last_snapshot
@@ -651,11 +756,12 @@ class Service:
                                  h.cfg.host, h.cfg.port)
         h.failures_seen = failures
         if events:
+            self._hold_writes()  # committed at the end of this pass of the event loop, with the burst's others
             self._persist_heater(h, events)
         now = self.clock.monotonic()
         if events or now - h.last_publish >= self.timings.publish_every_s:
             h.last_publish = now
-            self._publish_heater(h)
+            self._publish_heater_soon(h, payloads)
 
     @staticmethod
     def _can_stop(h: HeaterRuntime) -> bool:
@@ -718,9 +824,14 @@ class Service:
                 due, self._due_rooms = self._due_rooms, set()
                 rooms = [r for r in self.rooms.values() if r.id in due or self._stale_now(r, now)]
             try:
-                self.tick(rooms)
-            except Exception:  # tick() guards each part itself; this is the last line of defence
+                ticked, t_now, t_wall = self._decide(rooms)
+            except Exception:  # _decide() guards each room itself; this is the last line of defence
                 self.limited.log(logging.ERROR, ("tick",), "control tick failed", exc_info=True)
+            else:  # the commands first: the heaters this tick woke send them before its bookkeeping
+                previous = self._bookkeeping
+                self._bookkeeping = asyncio.create_task(
+                    self._bookkeep_after_burst(previous, ticked, t_now, t_wall, t_now + BOOKKEEPING_WAIT_S),
+                    name="bookkeeping")
             wake_at = next_full
             for room in self.rooms.values():
                 deadline = room.stale_deadline()
@@ -728,6 +839,32 @@ class Service:
                     wake_at = deadline
             # a little past the deadline: the filter calls a reading stale once it is strictly older
             await self._wait(self._tick, max(0.0, wake_at - self.clock.monotonic()) + 0.01)
+
+    async def _bookkeep_after_burst(self, previous: asyncio.Task[None] | None, ticked: list[RoomRuntime],
+                                    now: float, wall: datetime, until: float) -> None:
+        """A tick's bookkeeping once the commands it caused are out, at the latest at `until` (the service's
+        clock), in tick order (after the previous tick's), while the control loop goes on deciding. Also when
+        cancelled (stopping): the wants are saved, the state published."""
+        try:
+            if previous is not None:
+                await asyncio.wait({previous})
+            await self._after_burst(until)
+        finally:
+            try:
+                self._bookkeep(ticked, now, wall)
+            except Exception:
+                self.limited.log(logging.ERROR, ("tick",), "control tick failed", exc_info=True)
+
+    async def _after_burst(self, until: float) -> None:
+        """Until the heater commands a tick caused have gone out and been answered, or `until` (the service's
+        clock): the heaters it woke step within a few passes of the event loop, then their commands are under way.
+        The deadline is the tick's own, so that ticks in a row (a miner whose command times out) never queue up."""
+        for _ in range(4):
+            await asyncio.sleep(0)
+        left = until - self.clock.monotonic()
+        if self._changes_in_flight and left > 0:
+            self._burst_over.clear()
+            await self._wait(self._burst_over, left)
 
     @staticmethod
     def _stale_now(room: RoomRuntime, now: float) -> bool:
@@ -740,6 +877,11 @@ class Service:
         (pure, no I/O), each room on its own; then the bookkeeping (SQLite in one transaction, MQTT, energy,
         problems), each part on its own. Nothing that fails in the second half, or in another room, can keep a
         room's rules from applying."""
+        ticked, now, wall = self._decide(rooms)
+        self._bookkeep(ticked, now, wall)
+
+    def _decide(self, rooms: list[RoomRuntime] | None) -> tuple[list[RoomRuntime], float, datetime]:
+        """The first half of `tick`: each room's safety rules and heater wants (its heaters woken)."""
         now = self.clock.monotonic()
         wall = self.clock.now()
         ticked = list(self.rooms.values()) if rooms is None else rooms
@@ -753,6 +895,10 @@ class Service:
             except Exception:  # a bug in this room's control: on doubt, standby
                 room.control_failed = True
                 self._room_failed(room, now)
+        return ticked, now, wall
+
+    def _bookkeep(self, ticked: list[RoomRuntime], now: float, wall: datetime) -> None:
+        """The second half of `tick`: SQLite in one transaction, MQTT, energy, problems; each part on its own."""
         with self.store.batch():  # the store never raises; one transaction for the rooms ticked
             for room in ticked:
                 try:
@@ -1139,6 +1285,7 @@ class Service:
                 st = replace(st, override_temp=cmd.temp, override_until=cmd.until, override_set_at=wall,
                              override_label=None)
         room.state = st
+        self._hold_writes()  # several rooms' commands arriving together: one transaction
         self.store.put_room_state(room.id, st, wall.timestamp())
         log.info("room %s: %s", room.id, cmd)
         self._wake_room(room.id)

@@ -10,13 +10,13 @@ Parts, each in its own process so that the service's CPU and memory are measured
   round-robin, each room with its own MQTT temperature sensor;
 * this process: the sensors (each room publishes a reading every 10-30 s, as battery sensors do), the
   sampling of the service's CPU time and RSS from /proc, and at the end the fan-out: target overrides for the
-  rooms holding the first `fanout_heaters` heaters, published back to back, each heater's first command timed
+  rooms holding the first `fanout_heaters` heaters, published together, each heater's first command timed
   from the first publish.
 
 The house: every room sits below its target, so every heater runs at its top level and is polled every
-`POLL_PERIOD_S` (the steady state of a heating house). The fan-out change is `mode off` for those rooms, which the
-engine honours at once (every heater of the room to standby); a raised target would not do as a probe, since
-the allocator adds heaters one by one on the 5-minute mean demand.
+`POLL_PERIOD_S` (the steady state of a heating house). The fan-out change is `mode off` for those rooms
+(published together), which the engine honours at once (every heater of the room to standby); a raised target
+would not do as a probe, since the allocator adds heaters one by one on the 5-minute mean demand.
 
 Times crossing processes are `time.monotonic()` readings: CLOCK_MONOTONIC is one clock for the whole machine.
 With ``THERMOSTAT_SCALE_PROFILE=FILE`` in the environment the service runs under cProfile, writing FILE.
@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import math
 import os
 import random
@@ -317,7 +318,9 @@ async def _measure(service: subprocess.Popen[bytes], fleets: list[tuple[subproce
     rng = random.Random(seed)
     published = 0
     members = room_members(heaters, rooms)
-    async with aiomqtt.Client("127.0.0.1", broker_port, identifier="scale-sensors") as client:
+    quiet = logging.getLogger("thermostat.sim.scale.mqtt")  # the fan-out's commands go out together: aiomqtt
+    quiet.setLevel(logging.ERROR)  # would warn about "pending publish calls" for each beyond ten
+    async with aiomqtt.Client("127.0.0.1", broker_port, identifier="scale-sensors", logger=quiet) as client:
 
         async def sensors(stop: asyncio.Event) -> None:
             nonlocal published
@@ -375,8 +378,10 @@ async def _measure(service: subprocess.Popen[bytes], fleets: list[tuple[subproce
                 covered += len(members[r])
             marks.fanout_rooms = chosen
             marks.fanout_start = time.monotonic()
-            for r in chosen:  # mode off is honoured at once: every heater of the room to standby
-                await client.publish(f"scale/room/r{r:03d}/mode/set", "off")
+            # mode off is honoured at once: every heater of the room to standby. The rooms' commands are handed to
+            # the client together (as a house-wide automation sends them), so that what is timed is the engine,
+            # not this process publishing one message per pass of its own event loop.
+            await asyncio.gather(*(client.publish(f"scale/room/r{r:03d}/mode/set", "off") for r in chosen))
             await asyncio.sleep(10.0)
         finally:
             stop.set()
