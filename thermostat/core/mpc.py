@@ -8,9 +8,12 @@ wake cap) enforced by the heater state machines, exactly as for pid.
 
 The program (scipy HiGHS), with u_k the room's power in step k and T_k the predicted air temperature at its end:
 
-    minimise   Σ w_discomfort·(lo_k + hi_k)·Δh  +  Σ price_k·u_k·Δh/1000  +  w_move·Σ |u_k − u_{k−1}|/max_w
+    minimise   Σ w_discomfort·(lo_k + hi_k + margin_weight·(lm_k + hm_k))·Δh  +  Σ price_k·u_k·Δh/1000
+               + w_move·Σ |u_k − u_{k−1}|/max_w
     subject to T = free response + G·u                   (G: the model's step responses, exact discretisation)
-               lo_k ≥ (target_k − 0.5 + margin_k) − T_k,  hi_k ≥ T_k − (target_k + 1.0 − margin_high_k),  lo, hi ≥ 0
+               lo_k ≥ (target_k − 0.5) − T_k,            hi_k ≥ T_k − (target_k + 1.0)           (the KPI's band)
+               lo_k + lm_k ≥ (target_k − 0.5 + margin_k) − T_k,
+               hi_k + hm_k ≥ T_k − (target_k + 1.0 − margin_high_k),        lo, hi, lm, hm ≥ 0
                min_w ≤ u_k ≤ max_w
 
 * targets come from the forecast (the schedule's future blocks), so a comfort block is heated *into* before it
@@ -20,9 +23,12 @@ The program (scipy HiGHS), with u_k the room's power in step k and T_k the predi
   into cheap hours whenever the comfort band allows it; without a price every hour costs 1;
 * the move term makes the plan prefer steady power: fewer level changes and wakes;
 * `min_w` is the power the room cannot go below (heaters that cannot stop: Nano 3S without a plug);
-* margin: the lower bound is planned `margin_k` (0.3 K) inside the band, against model error, sensor noise and the
-  ripple of a heater cycling between standby and its lowest level; the upper one `margin_high_k` (0.2 K), which
-  keeps more of the band for storing cheap heat.
+* margin: the plan aims `margin_k` (0.3 K) inside the band's lower edge, against model error, sensor noise and the
+  ripple of a heater cycling between standby and its lowest level, and `margin_high_k` (0.2 K) inside its upper
+  one, which keeps more of the band for storing cheap heat. A kelvin-hour inside a margin costs `margin_weight`
+  (lower) and `margin_high_weight` (upper; default the same) of one outside the band: 1.0 (shipped) counts the
+  margins as the band itself; below 1 they are soft, and where the band cannot be held the plan spends its
+  shortfall in the margins first (docs/control.md: measured at 0.5, not shipped).
 
 State: the air node is the measured temperature; the mass node and a slow disturbance (watts the model does not
 know: sun, people, model error) are estimated by a small observer that compares each new reading with the model's
@@ -96,6 +102,8 @@ class MpcController:
         replan_s: float = 600.0,
         margin_k: float = 0.3,
         margin_high_k: float = 0.2,
+        margin_weight: float = 1.0,
+        margin_high_weight: float | None = None,
         w_discomfort: float = 20.0,
         w_move: float = 0.02,
         band_low_k: float = 0.5,
@@ -126,6 +134,8 @@ class MpcController:
         self.replan_s = replan_s
         self.margin_k = margin_k
         self.margin_high_k = margin_high_k
+        self.margin_weight = margin_weight
+        self.margin_high_weight = margin_weight if margin_high_weight is None else margin_high_weight
         self.w_discomfort = w_discomfort
         self.w_move = w_move
         self.band_low_k = band_low_k
@@ -258,8 +268,10 @@ class MpcController:
         dt = now - self._last_t
         if dt > 0:
             ad, bd = self._discrete(dt)
-            u = np.array([self._last_u + self._disturbance_w, out, 1.0, 0.0, 0.0])
-            self._x = ad @ self._x + bd @ u
+            # heat, outdoor, the mean free gain; the model's daily gain harmonics (if any) are left out: the
+            # unknown-heat estimate and its learnt daily profile carry the day's shape
+            u = np.array([self._last_u + self._disturbance_w, out, 1.0])
+            self._x = ad @ self._x + bd[:, :3] @ u
             self._last_t = now
         if measured is not None:
             err = measured - float(self._x[0])
@@ -333,7 +345,7 @@ class MpcController:
         x = self._x.copy()
         for k in range(n):
             ad, bd = self._discrete(float(steps[k]))
-            x = ad @ x + bd @ np.array([disturbance[k], outdoor[k], 1.0, 0.0, 0.0])
+            x = ad @ x + bd[:, :3] @ np.array([disturbance[k], outdoor[k], 1.0])
             free[k] = x[0]
         # air at the end of step k per watt held during step j (modal form, exact): T = free + G u
         a, b = self.model.matrix()
@@ -344,29 +356,35 @@ class MpcController:
         gain = v[0] * w * np.expm1(mu[None, :] * steps[:, None]) / mu[None, :]  # (j, mode)
         g = np.einsum("kji,ji->kj", np.exp(mu[None, None, :] * np.clip(after, 0, None)[:, :, None]), gain)
         g = np.where(after >= 0, g, 0.0)
-        # variables: u (n), lo (n), hi (n), s (n) ; all constraints A x ≤ b
         hours = steps / 3600.0
+        # variables: u, lo, hi (K outside the band: the KPI), lm, hm (K inside the band's margins), s (moves);
+        # all constraints A x ≤ b
         c = np.concatenate([
             price * hours / 1000.0,
             self.w_discomfort * hours,
             self.w_discomfort * hours,
+            self.w_discomfort * self.margin_weight * hours,
+            self.w_discomfort * self.margin_high_weight * hours,
             np.full(n, self.w_move / self.max_w),
         ])
-        low = targets - self.band_low_k + self.margin_k
-        high = targets + self.band_high_k - self.margin_high_k
+        band_low = targets - self.band_low_k
+        band_high = targets + self.band_high_k
         eye = np.eye(n)
         zero = np.zeros((n, n))
         diff = eye - np.eye(n, k=-1)
         first = np.zeros(n)
         first[0] = self._last_u
         a_ub = np.block([
-            [-g, -eye, zero, zero],  # low − T ≤ lo
-            [g, zero, -eye, zero],  # T − high ≤ hi
-            [diff, zero, zero, -eye],  # u_k − u_{k−1} ≤ s_k
-            [-diff, zero, zero, -eye],
+            [-g, -eye, zero, zero, zero, zero],  # band_low − T ≤ lo
+            [g, zero, -eye, zero, zero, zero],  # T − band_high ≤ hi
+            [-g, -eye, zero, -eye, zero, zero],  # band_low + margin − T ≤ lo + lm
+            [g, zero, -eye, zero, -eye, zero],  # T − band_high + margin_high ≤ hi + hm
+            [diff, zero, zero, zero, zero, -eye],  # u_k − u_{k−1} ≤ s_k
+            [-diff, zero, zero, zero, zero, -eye],
         ])
-        b_ub = np.concatenate([free - low, high - free, first, -first])
-        bounds: list[tuple[float, float | None]] = [(self.min_w, self.max_w)] * n + [(0.0, None)] * (3 * n)
+        b_ub = np.concatenate([free - band_low, band_high - free, free - band_low - self.margin_k,
+                               band_high - self.margin_high_k - free, first, -first])
+        bounds: list[tuple[float, float | None]] = [(self.min_w, self.max_w)] * n + [(0.0, None)] * (5 * n)
         res = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
         self.solves += 1
         self._last_plan_t = now

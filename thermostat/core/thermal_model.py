@@ -10,8 +10,9 @@ Models (same structure as the simulated room, docs/control.md "Learning the room
         C_m dTm/dt = H_am (Ta − Tm) + H_mo (To − Tm)
 * 1R1C  C dT/dt = UA (To − T) + Q + g
 
-Q is the heater wall power, g a free gain (people, appliances, sun) fitted as a mean plus one daily harmonic,
-g(t) = g0 + g_c·cos(2π·d/24 h) + g_s·sin(2π·d/24 h), d the local time of day (`day_offset_s`). The figures a user
+Q is the heater wall power, g a free gain (people, appliances, sun) fitted as a mean plus
+`FitSettings.daily_harmonics` daily harmonics, g(t) = g0 + Σ_h g_ch·cos(2π·h·d/24 h) + g_sh·sin(2π·h·d/24 h), d the
+local time of day (`day_offset_s`). The figures a user
 and the planner care about are the steady-state gain (K per W, = 1/UA) and the dominant (slow) time constant.
 
 Identification is output error, not equation error: the model is simulated over the data from its own state
@@ -75,8 +76,9 @@ class ThermalModel:
     samples: int
     fitted_at: float = 0.0  # the `now` of the fit (seconds, caller's clock)
     outdoor_known: bool = True
-    gains_cos_w: float = 0.0  # daily harmonic of the free gains (local time of day, 0 h = midnight)
-    gains_sin_w: float = 0.0
+    # daily harmonics of the free gains, (cos 1, sin 1, cos 2, sin 2, ...) of the local time of day (0 h = midnight);
+    # each averages to 0 over a day, so `gains_w` is the daily mean
+    gains_daily_w: tuple[float, ...] = ()
     # the forecast check (see `fit`): RMS error predicting the newer part of the history from the older part, and
     # that of persistence on the same readings (inf: the history could not be split)
     forecast_rmse_k: float = math.inf
@@ -114,17 +116,18 @@ class ThermalModel:
 
     def matrix(self) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         """Continuous-time (A, B) with state [air, mass] (or [air]) and inputs
-        [heat W, outdoor °C, 1, cos(day), sin(day)]."""
-        g0, gc, gs = self.gains_w, self.gains_cos_w, self.gains_sin_w
+        [heat W, outdoor °C, 1, cos(day), sin(day), cos(2·day), sin(2·day), ...] (as many as `gains_daily_w`)."""
+        g = np.array([self.gains_w, *self.gains_daily_w])
         if self.kind == "1r1c":
             c, ua = self.c_air_j_per_k, self.h_ao_w_per_k
             a = np.array([[-ua / c]])
-            b = np.array([[1.0 / c, ua / c, g0 / c, gc / c, gs / c]])
+            b = np.concatenate([[1.0 / c, ua / c], g / c])[None, :]
             return a, b
         ca, cm = self.c_air_j_per_k, self.c_mass_j_per_k
         ham, hao, hmo = self.h_am_w_per_k, self.h_ao_w_per_k, self.h_mo_w_per_k
         a = np.array([[-(ham + hao) / ca, ham / ca], [ham / cm, -(ham + hmo) / cm]])
-        b = np.array([[1.0 / ca, hao / ca, g0 / ca, gc / ca, gs / ca], [0.0, hmo / cm, 0.0, 0.0, 0.0]])
+        b = np.array([np.concatenate([[1.0 / ca, hao / ca], g / ca]),
+                      np.concatenate([[0.0, hmo / cm], np.zeros(len(g))])])
         return a, b
 
     def discrete(self, dt: float) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -155,6 +158,12 @@ class ThermalModel:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ThermalModel:
         fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        if "gains_daily_w" in fields:
+            daily = fields["gains_daily_w"]
+            if not (isinstance(daily, list | tuple) and len(daily) % 2 == 0
+                    and all(isinstance(v, int | float) and math.isfinite(v) for v in daily)):
+                raise ValueError(f"stored thermal model: gains_daily_w must be pairs of numbers, got {daily!r}")
+            fields["gains_daily_w"] = tuple(float(v) for v in daily)
         model = cls(**fields)
         for name in ("c_air_j_per_k", "h_ao_w_per_k"):
             v = getattr(model, name)
@@ -196,9 +205,8 @@ class FitSettings:
     full_span_h: float = 48.0
     good_rmse_k: float = 0.15
     min_span_h: float = 12.0
-    # The daily gain harmonic is off by default: on a room whose outdoor temperature swings daily too it trades off
-    # against the envelope (measured: the gain of the large room ran away to 20x), so the mean gain only.
-    daily_gains: bool = False
+    # harmonics of the free gains' daily profile fitted besides their mean (0: the mean only)
+    daily_harmonics: int = 0
     # the forecast check: the newest third of the history (at least 12 h) is predicted by a model fitted to the rest
     holdout_fraction: float = 1.0 / 3.0
     min_holdout_h: float = 12.0
@@ -210,8 +218,7 @@ class _Segment:
     air: np.ndarray[Any, Any]  # bin-end readings (nan where none)
     heat: np.ndarray[Any, Any]  # bin-mean power
     outdoor: np.ndarray[Any, Any]
-    day_cos: np.ndarray[Any, Any]  # daily harmonic at the bin's middle
-    day_sin: np.ndarray[Any, Any]
+    day: np.ndarray[Any, Any]  # bins × 2H: cos/sin of the daily harmonics at the bin's middle
 
 
 def _bins(samples: Sequence[Sample], s: FitSettings, day_offset_s: float = 0.0) -> list[_Segment]:
@@ -252,7 +259,8 @@ def _bins(samples: Sequence[Sample], s: FitSettings, day_offset_s: float = 0.0) 
     del last_reading_t
     heat = heat_j / s.bin_s
     phase = 2.0 * math.pi * ((t0 + day_offset_s + (np.arange(n) + 0.5) * s.bin_s) % 86400.0) / 86400.0
-    day_cos, day_sin = np.cos(phase), np.sin(phase)
+    day = np.column_stack([f(h * phase) for h in range(1, s.daily_harmonics + 1) for f in (np.cos, np.sin)]
+                          ) if s.daily_harmonics > 0 else np.zeros((n, 0))
     # forward-fill the readings a sensor did not repeat (a report-on-change sensor is silent when stable),
     # but never across a gap
     gap_bins = max(1, int(s.gap_s // s.bin_s))
@@ -298,7 +306,7 @@ def _bins(samples: Sequence[Sample], s: FitSettings, day_offset_s: float = 0.0) 
             j += 1
         if j - k >= min_len:
             segments.append(_Segment(air=filled[k:j].copy(), heat=heat[k:j].copy(), outdoor=outdoor[k:j].copy(),
-                                     day_cos=day_cos[k:j].copy(), day_sin=day_sin[k:j].copy()))
+                                     day=day[k:j].copy()))
         k = j
     return segments
 
@@ -328,20 +336,23 @@ class _Problem:
         self.outdoor_known = outdoor_known
         self.lag = math.exp(-settings.bin_s / settings.sensor_lag_s) if settings.sensor_lag_s > 0 else 0.0
 
-    # θ: 1R1C [ln C, ln UA, g0/100, gc/100, gs/100, (T_eq)];
-    #    2R2C [ln Ca, ln Cm, ln Ham, ln Hao, ln Hmo, g0/100, gc/100, gs/100, (T_eq), δm per segment]
+    # θ: 1R1C [ln C, ln UA, g0/100, daily/100 (2H), (T_eq)];
+    #    2R2C [ln Ca, ln Cm, ln Ham, ln Hao, ln Hmo, g0/100, daily/100 (2H), (T_eq), δm per segment]
+    def n_gains(self) -> int:
+        return 1 + 2 * self.s.daily_harmonics
+
     def n_physical(self) -> int:
-        return (5 if self.order == 1 else 8) + (0 if self.outdoor_known else 1)
+        return (2 if self.order == 1 else 5) + self.n_gains() + (0 if self.outdoor_known else 1)
 
     def model(self, theta: np.ndarray[Any, Any]) -> ThermalModel:
-        e = np.exp(theta)
+        first = 2 if self.order == 1 else 5
+        e = np.exp(theta[:first])
+        g = [float(x) for x in 100.0 * theta[first:first + self.n_gains()]]
         if self.order == 1:
-            g = 100.0 * theta[2:5]
-            return ThermalModel("1r1c", float(e[0]), 0.0, 0.0, float(e[1]), 0.0, float(g[0]),
-                                0.0, 0.0, 0.0, 0, gains_cos_w=float(g[1]), gains_sin_w=float(g[2]))
-        g = 100.0 * theta[5:8]
+            return ThermalModel("1r1c", float(e[0]), 0.0, 0.0, float(e[1]), 0.0, g[0],
+                                0.0, 0.0, 0.0, 0, gains_daily_w=tuple(g[1:]))
         return ThermalModel("2r2c", float(e[0]), float(e[1]), float(e[2]), float(e[3]), float(e[4]),
-                            float(g[0]), 0.0, 0.0, 0.0, 0, gains_cos_w=float(g[1]), gains_sin_w=float(g[2]))
+                            g[0], 0.0, 0.0, 0.0, 0, gains_daily_w=tuple(g[1:]))
 
     def x0(self, theta: np.ndarray[Any, Any], index: int, y0: float) -> np.ndarray[Any, Any]:
         """The initial state of segment `index`: the first reading, the mass offset by that segment's parameter."""
@@ -354,8 +365,7 @@ class _Problem:
         """The sensor's reading predicted for bins 1.. of the segment from state x0 at bin 0 (open loop)."""
         ad, bd = model.discrete(self.s.bin_s)
         outdoor = seg.outdoor if t_eq is None else np.full(len(seg.air), t_eq)
-        u = np.column_stack([seg.heat[:-1], outdoor[:-1], np.ones(len(seg.air) - 1), seg.day_cos[:-1],
-                             seg.day_sin[:-1]])
+        u = np.column_stack([seg.heat[:-1], outdoor[:-1], np.ones(len(seg.air) - 1), seg.day[:-1]])
         air = _simulate(ad, bd, x0, u)[:, 0]
         if self.lag > 0:
             from scipy.signal import lfilter
@@ -429,15 +439,21 @@ def _solve(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: 
     mean_heat = float(np.mean(np.concatenate([g.heat for g in segments])))
     mean_out = float(np.mean(np.concatenate([g.outdoor for g in segments]))) if outdoor_known else mean_air - 15.0
     ua0 = max(2.0, mean_heat / max(3.0, mean_air - mean_out))
+    harmonics = 2 * s.daily_harmonics
     if order == 1:
-        theta0 = [math.log(ua0 * 30 * 3600.0), math.log(ua0), 0.0, 0.0, 0.0]
-        lo = [math.log(1e4), math.log(0.5), 0.0, -20.0, -20.0]
-        hi = [math.log(1e9), math.log(2000.0), 20.0, 20.0, 20.0]
+        theta0 = [math.log(ua0 * 30 * 3600.0), math.log(ua0)]
+        lo = [math.log(1e4), math.log(0.5)]
+        hi = [math.log(1e9), math.log(2000.0)]
     else:
         theta0 = [math.log(ua0 * 1800.0 * 12), math.log(ua0 * 40 * 3600.0), math.log(ua0 * 12),
-                  math.log(ua0 / 2), math.log(ua0 / 2 * 1.02), 0.0, 0.0, 0.0]
-        lo = [math.log(1e4), math.log(1e5), math.log(1.0), math.log(0.05), math.log(0.05), 0.0, -20.0, -20.0]
-        hi = [math.log(1e8), math.log(1e9), math.log(5000.0), math.log(2000.0), math.log(2000.0), 20.0, 20.0, 20.0]
+                  math.log(ua0 / 2), math.log(ua0 / 2 * 1.02)]
+        lo = [math.log(1e4), math.log(1e5), math.log(1.0), math.log(0.05), math.log(0.05)]
+        hi = [math.log(1e8), math.log(1e9), math.log(5000.0), math.log(2000.0), math.log(2000.0)]
+    n_env = len(theta0)
+    # free gains (in 100 W): a mean ≥ 0 and the daily harmonics
+    theta0 += [0.0] * (1 + harmonics)
+    lo += [0.0] + [-20.0] * harmonics
+    hi += [20.0] * (1 + harmonics)
     if not outdoor_known:
         theta0.append(mean_out)
         lo.append(-30.0)
@@ -446,18 +462,18 @@ def _solve(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: 
         theta0 += [0.0] * len(segments)
         lo += [-15.0] * len(segments)
         hi += [15.0] * len(segments)
-    if not s.daily_gains:
-        first = 3 if order == 1 else 6
-        lo[first:first + 2] = [-1e-9, -1e-9]
-        hi[first:first + 2] = [1e-9, 1e-9]
     starts = [np.array(theta0, dtype=float)]
     if start is not None and start.order == order:
         guess = np.array(theta0, dtype=float)
         if order == 1:
-            guess[:3] = [math.log(start.c_air_j_per_k), math.log(start.h_ao_w_per_k), start.gains_w / 100.0]
+            guess[:n_env] = [math.log(start.c_air_j_per_k), math.log(start.h_ao_w_per_k)]
         else:
-            guess[:6] = [math.log(start.c_air_j_per_k), math.log(start.c_mass_j_per_k), math.log(start.h_am_w_per_k),
-                         math.log(start.h_ao_w_per_k), math.log(start.h_mo_w_per_k), start.gains_w / 100.0]
+            guess[:n_env] = [math.log(start.c_air_j_per_k), math.log(start.c_mass_j_per_k),
+                             math.log(start.h_am_w_per_k), math.log(start.h_ao_w_per_k),
+                             math.log(start.h_mo_w_per_k)]
+        guess[n_env] = start.gains_w / 100.0
+        if len(start.gains_daily_w) == harmonics:
+            guess[n_env + 1:n_env + 1 + harmonics] = np.array(start.gains_daily_w) / 100.0
         starts.append(guess)
     best: Any = None
     for x0 in starts:
@@ -501,8 +517,7 @@ def _split(segments: list[_Segment], s: FitSettings
             train.append(seg)
             left -= n
         elif left >= min_len:
-            part = _Segment(seg.air[:left], seg.heat[:left], seg.outdoor[:left], seg.day_cos[:left],
-                            seg.day_sin[:left])
+            part = _Segment(seg.air[:left], seg.heat[:left], seg.outdoor[:left], seg.day[:left])
             train.append(part)
             pieces.append((len(train) - 1, seg, left))
             left = 0
