@@ -147,6 +147,24 @@ async def test_connect_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     assert outcome.kind == OutcomeKind.TIMEOUT  # nothing was sent, so not "unconfirmed"
 
 
+async def test_a_cancel_during_the_close_is_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopping cancels a heater's request; if the cancel lands while the connection closes, the request must
+    still end cancelled. A swallowed cancel let the heater loop run on, and the shutdown waited for it forever."""
+    closing = asyncio.Event()
+
+    async def slow_close(self: asyncio.StreamWriter) -> None:  # a peer that takes its time to close
+        closing.set()
+        await asyncio.sleep(10)
+
+    monkeypatch.setattr(asyncio.StreamWriter, "wait_closed", slow_close)
+    async with ReplayServer(q_replies()) as server:
+        request = asyncio.create_task(client_for(server).raw(Request("version")))
+        await asyncio.wait_for(closing.wait(), 5)  # the reply is in, the close under way
+        request.cancel()
+        done, _ = await asyncio.wait({request}, timeout=2)
+        assert request in done and request.cancelled()
+
+
 async def test_unreachable() -> None:
     client = MinerClient("127.0.0.1", free_tcp_port(), connect_timeout=1)
     with pytest.raises(Unreachable):

@@ -92,8 +92,14 @@ class MinerClient:
                 writer.close()
                 try:
                     await writer.wait_closed()
-                except (OSError, asyncio.CancelledError):
+                except OSError:
                     pass
+                except asyncio.CancelledError:
+                    # A close that reports itself cancelled without anyone cancelling us is ignored; a real
+                    # cancel (the service stopping) must go on up, or the caller's task never ends.
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise
 
     async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, payload: bytes) -> bytes:
         buf = bytearray()
