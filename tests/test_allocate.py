@@ -6,8 +6,10 @@ import dataclasses
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from thermostat.core.allocate import Allocator, AllocatorSettings, HeaterView, SimpleAllocator
+from thermostat.core.allocate import Allocator, AllocatorSettings, HeaterView, SimpleAllocator, _DemandHistory
 from thermostat.miners.models import MINI3, NANO3S
 
 W = {lv.name: lv.wall_w for lv in MINI3.levels}  # night 400, eco 550, super 750, mining 824
@@ -209,3 +211,29 @@ def test_two_nanos_both_reach_high_for_the_full_demand():
     # and a demand one Nano at High plus the other's Low covers (133 + 70 = 203 W) keeps the second on Low
     _, seen, _ = run(Allocator(), 195.0, [nano(1), nano(2)], 0.0, 3.0)
     assert sorted(seen[-1].values()) == ["high", "low"] or sorted(seen[-1].values()) == ["low", "mid"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.5, 400.0), st.floats(0.0, 3000.0)), min_size=1, max_size=60),
+       st.floats(1.0, 4000.0), st.floats(0.0, 200.0))
+def test_demand_means_equal_the_integral_of_the_samples(steps: list[tuple[float, float]], window: float,
+                                                         after: float) -> None:
+    """The running-integral means equal a plain integration of the piecewise-constant demand over the window
+    (clipped at the oldest sample kept)."""
+    history = _DemandHistory(keep_s=1e9)
+    t = 0.0
+    kept: list[tuple[float, float]] = []
+    for dt, demand in steps:
+        t += dt
+        history.add(t, demand)
+        kept.append((t, demand))
+    now = t + after
+    begin = max(now - window, kept[0][0])
+    total = 0.0
+    for i, (t_i, d_i) in enumerate(kept):
+        t_next = kept[i + 1][0] if i + 1 < len(kept) else now
+        a, b = max(t_i, begin), min(t_next, now)
+        if b > a:
+            total += d_i * (b - a)
+    expected = total / (now - begin) if now > begin else kept[-1][1]
+    assert history.mean(now, window) == pytest.approx(expected, rel=1e-9, abs=1e-6)

@@ -42,6 +42,7 @@ many heaters as the demand covers (at least one), 0 → standby.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -52,6 +53,17 @@ from thermostat.domain.spec import ModelSpec
 
 _EPS = 1e-6
 _FULL_SHARE = 0.99  # a smoothed demand this close to a heater's top level counts as asking for all of it
+
+
+@dataclass(frozen=True)
+class _Rungs:
+    ladder: tuple[tuple[str, float], ...]  # (level name, watts) ascending
+    above_lowest: tuple[tuple[str, float], ...]  # the rungs of a heater that cannot stop (its lowest is "off")
+    group: tuple[str, tuple[float, ...]]  # (model key, ladder watts): equals share a group
+
+
+_RUNGS: dict[tuple[int, tuple[tuple[str, float], ...]], tuple[ModelSpec, _Rungs]] = {}
+_RUNGS_MAX = 512
 
 
 @dataclass(frozen=True)
@@ -78,32 +90,45 @@ class HeaterView:
 
     def ladder(self) -> tuple[tuple[str, float], ...]:
         """(level name, watts) ascending."""
-        return self._ladder
+        return self._rungs.ladder
 
     @cached_property
-    def _ladder(self) -> tuple[tuple[str, float], ...]:
-        # worked out once per view: the allocator asks for it many times per step
-        if self.levels_w:
+    def _rungs(self) -> _Rungs:
+        # A view is built per heater per control step, its ladder asked for many times; the ladder depends only
+        # on the model and the household watts, so it is worked out once per (model, watts) for the process.
+        watts = tuple(self.levels_w.items())
+        key = (id(self.spec), watts)
+        hit = _RUNGS.get(key)
+        if hit is not None and hit[0] is self.spec:
+            return hit[1]
+        if watts:
             known = set(self.spec.level_names)
-            unknown = [name for name in self.levels_w if name not in known]
+            unknown = [name for name, _w in watts if name not in known]
             if unknown:
                 raise ValueError(f"heater {self.id}: {self.spec.display} has no level {unknown[0]!r}; "
                                  f"known: {', '.join(self.spec.level_names)}")
-            rungs = [(name, float(w)) for name, w in self.levels_w.items()]
+            rungs = [(name, float(w)) for name, w in watts]
         else:
             rungs = [(lv.name, lv.wall_w) for lv in self.spec.levels]
-        return tuple(sorted(rungs, key=lambda r: r[1]))
-
-    @cached_property
-    def group(self) -> tuple[str, tuple[float, ...]]:
-        """Which heaters are equals (same model and ladder watts): the lead rotates among them."""
-        return (self.spec.key, tuple(w for _, w in self._ladder))
+        ladder = tuple(sorted(rungs, key=lambda r: r[1]))
+        found = _Rungs(ladder, ladder[1:], (self.spec.key, tuple(w for _, w in ladder)))
+        if len(_RUNGS) >= _RUNGS_MAX:
+            _RUNGS.clear()
+        _RUNGS[key] = (self.spec, found)  # the spec is kept alive with its entry, so its id is not reused
+        return found
 
     @property
+    def group(self) -> tuple[str, tuple[float, ...]]:
+        """Which heaters are equals (same model and ladder watts): the lead rotates among them."""
+        return self._rungs.group
+
+    # The properties below are asked for many times per step and depend only on the (frozen) fields: worked out
+    # once per view (the engine hands the same view again while a heater's state stays the same).
+    @cached_property
     def switchable(self) -> bool:
         return self.spec.has_standby or self.has_plug
 
-    @property
+    @cached_property
     def off_level(self) -> str | None:
         """What "off" means for this heater: None (standby / plug off) or its lowest level."""
         if self.switchable:
@@ -111,7 +136,7 @@ class HeaterView:
         ladder = self.ladder()
         return ladder[0][0] if ladder else None
 
-    @property
+    @cached_property
     def off_w(self) -> float:
         """Heat it gives while "off" (the lowest level of an unswitchable heater; standby draw is ignored)."""
         if self.switchable:
@@ -120,14 +145,15 @@ class HeaterView:
         return ladder[0][1] if ladder else 0.0
 
     def on_ladder(self) -> tuple[tuple[str, float], ...]:
-        return self._on_ladder
+        """The rungs it is regulated on: the whole ladder, or all but the lowest ("off") of an unswitchable one."""
+        return self._on_rungs
 
     @cached_property
-    def _on_ladder(self) -> tuple[tuple[str, float], ...]:
-        ladder = self._ladder
-        return ladder if self.switchable else ladder[1:]
+    def _on_rungs(self) -> tuple[tuple[str, float], ...]:
+        rungs = self._rungs
+        return rungs.ladder if self.switchable else rungs.above_lowest
 
-    @property
+    @cached_property
     def running(self) -> bool:
         return self.current is not None and self.current != self.off_level
 
@@ -170,43 +196,49 @@ class _Pwm:
 
 
 class _DemandHistory:
-    """Piecewise-constant demand samples; time-weighted means over trailing windows."""
+    """Piecewise-constant demand samples; time-weighted means over trailing windows.
+
+    Each sample keeps the running integral of the demand up to its time, so a mean is two lookups (a bisection)
+    rather than a pass over the window: the allocator asks for two means every control step."""
 
     def __init__(self, keep_s: float) -> None:
         self.keep_s = keep_s
-        self.samples: deque[tuple[float, float]] = deque()
+        self.samples: deque[tuple[float, float, float]] = deque()  # (t, demand from t on, ∫ demand dt up to t)
 
     def add(self, now: float, demand: float) -> None:
-        if self.samples and now <= self.samples[-1][0]:
-            self.samples[-1] = (self.samples[-1][0], demand) if now == self.samples[-1][0] else self.samples[-1]
-            return
-        self.samples.append((now, demand))
-        while len(self.samples) > 2 and self.samples[1][0] <= now - self.keep_s:
-            self.samples.popleft()
+        samples = self.samples
+        if samples:
+            t_last, d_last, cum_last = samples[-1]
+            if now <= t_last:
+                if now == t_last:
+                    samples[-1] = (t_last, demand, cum_last)
+                return
+            samples.append((now, demand, cum_last + d_last * (now - t_last)))
+        else:
+            samples.append((now, demand, 0.0))
+        while len(samples) > 2 and samples[1][0] <= now - self.keep_s:
+            samples.popleft()
 
     def mean(self, now: float, window: float) -> float:
-        items = self.samples
-        if not items:
+        samples = self.samples
+        if not samples:
             return 0.0
-        start = now - window
-        # Only the samples from the last one at or before `start` on overlap the window (the older ones end
-        # before it): summing those alone, oldest first, gives the same total as the whole history.
-        first = len(items) - 1
-        while first > 0 and items[first][0] > start:
-            first -= 1
-        total = 0.0
-        span = 0.0
-        t, d = items[first]
-        for i in range(first + 1, len(items) + 1):
-            t_end, d_next = items[i] if i < len(items) else (now, 0.0)
-            a, b = max(t, start), min(t_end, now)
-            if b > a:
-                total += d * (b - a)
-                span += b - a
-            t, d = t_end, d_next
-        if span <= 0:
-            return items[-1][1]
-        return total / span
+        begin = max(now - window, samples[0][0])  # before the oldest sample nothing is known: not counted
+        if now <= begin:
+            return samples[-1][1]
+        return (self._integral(now) - self._integral(begin)) / (now - begin)
+
+    def _integral(self, t: float) -> float:
+        """The running integral of the demand at time t (at or after the oldest sample)."""
+        samples = self.samples
+        last = samples[-1]
+        if t < last[0]:
+            last = samples[max(0, bisect.bisect_right(samples, t, key=_sample_time) - 1)]
+        return last[2] + last[1] * (t - last[0])
+
+
+def _sample_time(sample: tuple[float, float, float]) -> float:
+    return sample[0]
 
 
 class Allocator:
@@ -238,6 +270,11 @@ class Allocator:
         """
         s = self.settings
         epoch = math.floor(now / s.rotate_period_s)
+        if len(heaters) == 1:  # the common room: one heater leads its own group, nothing to rotate or sort
+            only = heaters[0]
+            self._epoch = epoch
+            self._leads[only.group] = only.id
+            return [only]
         groups: dict[tuple[str, tuple[float, ...]], list[HeaterView]] = {}
         for h in heaters:
             groups.setdefault(self._group(h), []).append(h)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from thermostat.core.allocate import Allocator, HeaterView
 from thermostat.core.control import Controller, Forecast
 from thermostat.core.heater import HeaterMachine
+from thermostat.domain.spec import ModelSpec
 from thermostat.domain.words import span
 
 
@@ -105,15 +106,26 @@ class RoomControl:
     plugs: frozenset[str] = frozenset()  # heaters switched by a smart plug
     stuck: StuckSensor = field(default_factory=StuckSensor)
     last: RoomDecision | None = None
+    _watts_memo: dict[str, tuple[Mapping[str, float] | None, ModelSpec, dict[str, float]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+    _views: dict[str, HeaterView] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def max_w(self, machines: Sequence[HeaterMachine]) -> float:
         return sum(max(self._watts(m).values()) for m in machines)
 
     def _watts(self, machine: HeaterMachine) -> dict[str, float]:
+        """The heater's usable ladder, level → wall W (read-only: the same dict is handed out every step)."""
         usable = self.levels_w.get(machine.heater_id)
+        hit = self._watts_memo.get(machine.heater_id)
+        # `levels_w` is replaced (never edited in place) when the household's ladders change
+        if hit is not None and hit[0] is usable and hit[1] is machine.spec:
+            return hit[2]
         if usable:
-            return {name: float(w) for name, w in usable.items()}
-        return {lv.name: float(lv.wall_w) for lv in machine.spec.levels}
+            watts = {name: float(w) for name, w in usable.items()}
+        else:
+            watts = {lv.name: float(lv.wall_w) for lv in machine.spec.levels}
+        self._watts_memo[machine.heater_id] = (usable, machine.spec, watts)
+        return watts
 
     def _top(self, machine: HeaterMachine) -> str:
         watts = self._watts(machine)
@@ -125,16 +137,21 @@ class RoomControl:
 
     def _view(self, machine: HeaterMachine, now: float) -> HeaterView:
         current = machine.wanted_level if machine.wanted_level is not None else machine.confirmed_level
-        return HeaterView(
-            id=machine.heater_id,
-            spec=machine.spec,
-            levels_w=self._watts(machine),
-            current=current,
-            available=machine.usable,
-            can_wake=machine.can_wake(now),
-            can_stop=machine.can_stop(now),
-            has_plug=machine.heater_id in self.plugs,
-        )
+        levels_w = self._watts(machine)
+        available = machine.usable
+        can_wake = machine.can_wake(now)
+        can_stop = machine.can_stop(now)
+        has_plug = machine.heater_id in self.plugs
+        last = self._views.get(machine.heater_id)
+        # the same view while nothing in it changed: what the allocator works out from a view is kept with it
+        if (last is not None and last.spec is machine.spec and last.levels_w is levels_w and last.current == current
+                and last.available == available and last.can_wake == can_wake and last.can_stop == can_stop
+                and last.has_plug == has_plug):
+            return last
+        view = HeaterView(id=machine.heater_id, spec=machine.spec, levels_w=levels_w, current=current,
+                          available=available, can_wake=can_wake, can_stop=can_stop, has_plug=has_plug)
+        self._views[machine.heater_id] = view
+        return view
 
     def tick(
         self,

@@ -11,6 +11,7 @@ Facts used here are in ../shared/reference/avalon-api.md (§1 wire protocol, §3
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -77,6 +78,7 @@ class Request:
         return self.command if self.parameter is None else f"{self.command}|{self.parameter}"
 
 
+@functools.lru_cache(maxsize=256)  # a poll sends the same few requests again and again
 def encode_json(request: Request) -> bytes:
     """`{"command":"ascset","parameter":"0,fan-spd,80"}` (the whole request, for one write)."""
     guard(request.command, request.parameter)
@@ -150,11 +152,7 @@ def _to_int(value: Any) -> int | None:
     if isinstance(value, float):
         return int(value) if math.isfinite(value) else None
     if isinstance(value, str):
-        text = value.strip().rstrip("%").strip()
-        if _INT_TEXT_RE.fullmatch(text):
-            return int(text)
-        f = _to_float(text)
-        return int(f) if f is not None else None
+        return _int_text(value)
     return None
 
 
@@ -166,13 +164,29 @@ def _to_float(value: Any) -> float | None:
             f = float(value)
         except OverflowError:
             return None
-    elif isinstance(value, str):
-        text = value.strip().rstrip("%").strip()
-        if not _FLOAT_TEXT_RE.fullmatch(text):
-            return None
-        f = float(text)
-    else:
+        return f if math.isfinite(f) else None
+    if isinstance(value, str):
+        return _float_text(value)
+    return None
+
+
+# A poll reads some thirty numbers out of text, and most of them repeat from poll to poll (levels, fan duty,
+# temperatures): the text → number step is remembered for the most recent few thousand distinct strings.
+@functools.lru_cache(maxsize=4096)
+def _int_text(value: str) -> int | None:
+    text = value.strip().rstrip("%").strip()
+    if _INT_TEXT_RE.fullmatch(text):
+        return int(text)
+    f = _float_text(text)
+    return int(f) if f is not None else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _float_text(value: str) -> float | None:
+    text = value.strip().rstrip("%").strip()
+    if not _FLOAT_TEXT_RE.fullmatch(text):
         return None
+    f = float(text)
     return f if math.isfinite(f) else None
 
 
@@ -355,20 +369,18 @@ def decode_reply(raw: bytes) -> Reply:
 _WRAPPER_RE = re.compile(r"\s*'?[\w ]{1,32}'?\s*:\s*\{")
 
 
-_FLAT_TOKEN_RE = re.compile(r"([^\[\]]*)\[([^\[\]]*)\]")
-_FLAT_MM_RE = re.compile(r"(?:[^\[\]]*\[[^\[\]]*\])*[^\]]*")  # tokens without nesting, then a tail without ']'
-
-
 def _parse_flat_mm(text: str) -> dict[str, str] | None:
-    """The common case, at C speed: a run of `Key[value]` tokens without nested brackets.
+    """The common case, with C string operations: a run of `Key[value]` tokens without nested brackets.
 
     None when the string is anything else (a nested bracket, a stray ']'): the careful scanner decides then.
     Same result as the scanner: keys stripped, empty or over-long keys skipped, a truncated tail dropped.
-    When the whole string fits `_FLAT_MM_RE` its tokens are contiguous, so `findall` sees each one in order."""
-    if _FLAT_MM_RE.fullmatch(text) is None:
-        return None
+    Split at every ']', the string is flat exactly when each piece but the last (the tail, dropped) holds one '['."""
+    pieces = text.split("]")
     out: dict[str, str] = {}
-    for raw_key, value in _FLAT_TOKEN_RE.findall(text):
+    for i in range(len(pieces) - 1):
+        raw_key, bracket, value = pieces[i].partition("[")
+        if not bracket or "[" in value:
+            return None
         key = raw_key.strip()
         if key and len(key) <= 64:
             out[key] = value

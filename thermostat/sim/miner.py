@@ -487,6 +487,7 @@ class SimMiner(EventDrivenSim):
         level = spec.level(start_level) if start_level else spec.top_level
         self._level_cache: dict[tuple[int, int], Level] = {}
         self._mm_plan_cache: list[tuple[str, str]] | None = None
+        self._builders_cache: dict[str, Callable[[], _Reply]] | None = None
         self._workmode = level.workmode
         self._worklevel = level.worklevel
         self._fan_set: int = -1  # -1 automatic
@@ -728,6 +729,11 @@ class SimMiner(EventDrivenSim):
 
     def _builders(self) -> dict[str, Callable[[], _Reply]]:
         """The read commands of Canaan's command table that take no parameter (the joinable ones)."""
+        if self._builders_cache is None:
+            self._builders_cache = self._make_builders()
+        return self._builders_cache
+
+    def _make_builders(self) -> dict[str, Callable[[], _Reply]]:
         return {
             "version": self._r_version,
             "summary": self._r_summary,
@@ -1234,8 +1240,10 @@ class SimMiner(EventDrivenSim):
 
     def _track_hashing(self, ghs: float, dt: float, t_end: float) -> None:
         """The MHS windows decay toward `ghs` over `dt`; a hashing miner finds a share every few seconds."""
-        for tau, value in self._ghs_windows.items():
-            self._ghs_windows[tau] = ghs + (value - ghs) * math.exp(-dt / tau)
+        windows = self._ghs_windows
+        for tau, value in windows.items():
+            if value != ghs:  # a window already at `ghs` stays there exactly (a miner long in standby: 0)
+                windows[tau] = ghs + (value - ghs) * math.exp(-dt / tau)
         if ghs > 0:
             self._last_share_t = t_end - SHARE_AGE_S
 
@@ -1587,6 +1595,32 @@ class SimMiner(EventDrivenSim):
         amps = round(dc / volts) if powered else 0
         return f"0 {self.profile.ctrl_rail} {hashv} {amps} {dc} {setpoint} {wall}"
 
+    def _mm_constants(self) -> dict[str, str]:
+        """MM tokens that never change for this miner (firmware, identity, fixed counters): rendered once."""
+        spec = self.spec
+        fw = self.profile.firmware
+        return {
+            "Ver": f"{spec.ver_prefix}-{fw}",
+            "LVer": fw,
+            "BVer": fw,
+            "DNA": "0000000000000000" if self.profile.dna_zero else self.dna,
+            "HDNA": self.dna,
+            "MEMFREE": str(64000 + (self._seed * 37) % 4000),
+            "NETFAIL": "0 0 0 0 0 0 0 0",
+            "MH": "0",
+            "DHW": "0",
+            "HW": "0",
+            "DH": "1.768%",
+            "PCOMM_E": "0",
+            "TA": str(spec.total_asics),
+            "PING": "17",
+            "ECHU": "0",
+            "ECMM": "0",
+            "CRC": "0",
+            "COMCRC": "0",
+            "CALIALL": "7",
+        }
+
     def _mm_values(self, lite: bool) -> dict[str, Callable[[], str | None]]:
         spec = self.spec
         state = _STATE_TEXT[self._phase]
@@ -1596,7 +1630,6 @@ class SimMiner(EventDrivenSim):
         level = self._cur_level()
         mpo = self._mpo()
         tart = self._chip_target_c()
-        fw = self.profile.firmware
         top = spec.top_level.wall_w
         voltcmd = round(
             (3756 if self.profile.ps_layout == "nano" else self.profile.hash_v_top * 100 - 19)
@@ -1606,22 +1639,11 @@ class SimMiner(EventDrivenSim):
         bar = 0 if self._phase != Phase.WORK else round(100 * (calib - INIT_POWER_FRACTION) / (1 - INIT_POWER_FRACTION))
         nominal_mm = spec.nominal_ths.get(level.name, 0.0) * 1000.0 * 1.03
         return {
-            "Ver": lambda: f"{spec.ver_prefix}-{fw}",
-            "LVer": lambda: fw,
-            "BVer": lambda: fw,
-            "DNA": lambda: "0000000000000000" if self.profile.dna_zero else self.dna,
-            "HDNA": lambda: self.dna,
             "STATE": lambda: str(_STATE_NUM[state]),
-            "MEMFREE": lambda: str(64000 + (self._seed * 37) % 4000),
-            "NETFAIL": lambda: "0 0 0 0 0 0 0 0",
             "SYSTEMSTATU": lambda: f"Work: {state}, Hash Board: 1",
             "Elapsed": lambda: str(int(self._uptime())),
             "BOOTBY": lambda: self._bootby,
             "LW": lambda: str(self._lw),
-            "MH": lambda: "0",
-            "DHW": lambda: "0",
-            "HW": lambda: "0",
-            "DH": lambda: "1.768%",
             "ITemp": lambda: str(round(self._inlet)) if spec.inlet_sensor else "-273",
             # Nano 3 Temp[]: air inside the case, most of the way from the inlet to the outlet (38 vs OTemp 41)
             "Temp": lambda: str(round(self._inlet + 0.85 * (self._outlet - self._inlet))),
@@ -1643,7 +1665,6 @@ class SimMiner(EventDrivenSim):
             "SoftOnTime": lambda: str(self._soft_on_shown),
             "Filter": lambda: str(int((self._uptime() - self._filter_from) // 2)),
             "PS": self._ps_string,
-            "PCOMM_E": lambda: "0",
             "GHSspd": lambda: f"{self._ghs_at(self._t):.2f}",
             "DHspd": lambda: "1.768%" if working else "0.000%",
             "GHSmm": lambda: f"{nominal_mm:.2f}",
@@ -1653,18 +1674,11 @@ class SimMiner(EventDrivenSim):
             "MGHS": lambda: f"{avg_ghs:.2f}",
             "MTmax": lambda: str(round(chip + 4)) if chip else "0",
             "MTavg": lambda: str(round(chip)),
-            "TA": lambda: str(spec.total_asics),
-            "PING": lambda: "17",
             "SoftOFF": lambda: str(self._soft_off_reason),
-            "ECHU": lambda: "0",
-            "ECMM": lambda: "0",
-            "CRC": lambda: "0",
-            "COMCRC": lambda: "0",
             "LcdOnoff": lambda: str(int(self._lcd_on)),
             "WORKMODE": lambda: str(self._workmode),
             "WORKLEVEL": lambda: str(self._worklevel),
             "MPO": lambda: str(mpo),
-            "CALIALL": lambda: "7",
             "ADJ": lambda: "1" if self._is_calibrated() else "0",
             "BAR": lambda: None if self._is_calibrated() else str(max(0, bar)),
             "ATA": lambda: f"{mpo}-{tart}-{voltcmd}-{int(280 + 150 * level.wall_w / top)}-20",
@@ -1691,12 +1705,15 @@ class SimMiner(EventDrivenSim):
         """The layout resolved once: ("lit", token) for fixed tokens, (placeholder or key, shown name) otherwise."""
         if self._mm_plan_cache is None:
             static = self.profile.static_tokens
+            constants = self._mm_constants()
             plan: list[tuple[str, str]] = []
             for key in self.profile.mm_layout:
                 if key == "NonceMask":
                     plan.append(("lit", f"Nonce Mask[{static['NonceMask']}]"))
                 elif key in static and key not in ("FANS", "CHIPS", "ATA"):
                     plan.append(("lit", f"{key}[{static[key]}]"))
+                elif key in constants:
+                    plan.append(("lit", f"{key}[{constants[key]}]"))
                 elif key == "ATA" and self.profile.ata_records:
                     records = sorted(self.profile.ata_records.items())
                     plan.append(("lit", " ".join(f"ATA{i}[{rec}]" for i, rec in records)))
