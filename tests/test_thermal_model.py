@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -109,7 +110,20 @@ def test_a_model_that_does_not_predict_the_newer_data_is_not_confident() -> None
     assert good is not None and good.confident
     assert bad is not None
     assert bad.forecast_rmse_k > 5 * good.forecast_rmse_k
-    assert bad.confidence < MIN_CONFIDENCE
+    assert bad.confidence < MIN_CONFIDENCE and not bad.confident
+
+
+def test_a_sunny_room_the_model_fits_less_well_but_forecasts_well_is_planned_with() -> None:
+    """Strong sun the history does not record: the residual pulls the confidence below 0.5, but the model still
+    forecasts the held-out day within 0.3 K and far better than persistence, so the planner uses it. Too short a
+    history, or a forecast no better than persistence, is not enough."""
+    model = fit(_history(MEDIUM_ROOM, 72, heat_w=824.0, sun_w=600.0, seed=3))
+    assert model is not None
+    assert model.confidence < MIN_CONFIDENCE and model.confident
+    assert model.forecast_rmse_k <= 0.3 and model.forecast_rmse_k <= 0.5 * model.persistence_rmse_k
+    assert not replace(model, span_h=24.0).confident
+    assert not replace(model, persistence_rmse_k=1.5 * model.forecast_rmse_k).confident
+    assert not replace(model, forecast_rmse_k=0.45).confident
 
 
 def test_too_little_data_gives_no_model_and_unknown_outdoor_still_fits_the_gain() -> None:

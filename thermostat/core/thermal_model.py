@@ -32,7 +32,9 @@ Confidence (0..1) is the product of: data span (full at `full_span_h`), fit qual
 history predicts the newest part (`holdout_fraction`, at least `min_holdout_h`) open loop, and its RMS error against
 the readings gives 1 / (1 + (error / `good_forecast_k`)²). A wrong gain shows there as kelvins of error; a poorly
 excited time constant (a constant target) shows only as much as it matters for predicting the room. The planner
-uses a model at or above `MIN_CONFIDENCE` (0.5), else it falls back to pid.
+uses a model at or above `MIN_CONFIDENCE` (0.5), or one whose held-out forecast is within `FORECAST_OK_K` (0.3 K)
+and at most half the error of persistence over a full span (`ThermalModel.confident`: a sunny room the model
+class cannot fit closely but can forecast), else it falls back to pid.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ import numpy as np
 # for importing it
 
 MIN_CONFIDENCE = 0.5
+FORECAST_OK_K = 0.3  # ... or a held-out forecast this good (RMS, K) ...
+FORECAST_SKILL = 0.5  # ... and at most this share of persistence's error ...
+FULL_SPAN_H = 48.0  # ... over at least this much history (`FitSettings.full_span_h`)
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,16 @@ class ThermalModel:
 
     @property
     def confident(self) -> bool:
-        return self.confidence >= MIN_CONFIDENCE
+        """Good enough to plan with: confidence at or above `MIN_CONFIDENCE`; or, over a full span of history, a
+        held-out forecast within `FORECAST_OK_K` and at most `FORECAST_SKILL` of persistence's error. The second
+        is the room with strong sun: heat the model does not know makes it fit its history less well (confidence
+        0.33 for `general/light_sunny_loft`), but it still forecasts a day it did not see ten times better than
+        "the temperature stays", and the planner's disturbance estimate carries the rest."""
+        if self.confidence >= MIN_CONFIDENCE:
+            return True
+        return (self.span_h >= FULL_SPAN_H and math.isfinite(self.forecast_rmse_k)
+                and self.forecast_rmse_k <= FORECAST_OK_K
+                and self.forecast_rmse_k <= FORECAST_SKILL * self.persistence_rmse_k)
 
     @property
     def order(self) -> int:
@@ -202,7 +216,7 @@ class FitSettings:
     drop_skip_s: float = 3600.0
     min_segment_s: float = 4 * 3600.0
     sensor_lag_s: float = 180.0  # the sensor's own first-order lag, modelled in the output
-    full_span_h: float = 48.0
+    full_span_h: float = FULL_SPAN_H
     good_rmse_k: float = 0.15
     min_span_h: float = 12.0
     # harmonics of the free gains' daily profile fitted besides their mean (0: the mean only)
