@@ -62,10 +62,6 @@ class _Rungs:
     group: tuple[str, tuple[float, ...]]  # (model key, ladder watts): equals share a group
 
 
-_RUNGS: dict[tuple[int, tuple[tuple[str, float], ...]], tuple[ModelSpec, _Rungs]] = {}
-_RUNGS_MAX = 512
-
-
 @dataclass(frozen=True)
 class HeaterView:
     """What the allocator needs to know about one heater at this step.
@@ -94,28 +90,18 @@ class HeaterView:
 
     @cached_property
     def _rungs(self) -> _Rungs:
-        # A view is built per heater per control step, its ladder asked for many times; the ladder depends only
-        # on the model and the household watts, so it is worked out once per (model, watts) for the process.
-        watts = tuple(self.levels_w.items())
-        key = (id(self.spec), watts)
-        hit = _RUNGS.get(key)
-        if hit is not None and hit[0] is self.spec:
-            return hit[1]
-        if watts:
+        # worked out once per view (the engine hands the same view again while a heater's state is unchanged)
+        if self.levels_w:
             known = set(self.spec.level_names)
-            unknown = [name for name, _w in watts if name not in known]
+            unknown = [name for name in self.levels_w if name not in known]
             if unknown:
                 raise ValueError(f"heater {self.id}: {self.spec.display} has no level {unknown[0]!r}; "
                                  f"known: {', '.join(self.spec.level_names)}")
-            rungs = [(name, float(w)) for name, w in watts]
+            rungs = [(name, float(w)) for name, w in self.levels_w.items()]
         else:
             rungs = [(lv.name, lv.wall_w) for lv in self.spec.levels]
         ladder = tuple(sorted(rungs, key=lambda r: r[1]))
-        found = _Rungs(ladder, ladder[1:], (self.spec.key, tuple(w for _, w in ladder)))
-        if len(_RUNGS) >= _RUNGS_MAX:
-            _RUNGS.clear()
-        _RUNGS[key] = (self.spec, found)  # the spec is kept alive with its entry, so its id is not reused
-        return found
+        return _Rungs(ladder, ladder[1:], (self.spec.key, tuple(w for _, w in ladder)))
 
     @property
     def group(self) -> tuple[str, tuple[float, ...]]:
