@@ -15,7 +15,7 @@ from thermostat.miners.models import MINI3, NANO3S
 W = {lv.name: lv.wall_w for lv in MINI3.levels}  # night 400, eco 550, super 750, mining 824
 
 
-def run(alloc, demand, views, start, hours, dt=60.0):
+def run(alloc, demand, views, start, hours, dt=60.0, planned=False):
     """Step loop: feed back the returned level as `current`; returns (mean power, levels seen)."""
     views = {v.id: v for v in views}
     energy = 0.0
@@ -23,7 +23,7 @@ def run(alloc, demand, views, start, hours, dt=60.0):
     t = start
     while t < start + hours * 3600:
         d = demand(t) if callable(demand) else demand
-        out = alloc.allocate(t, d, list(views.values()))
+        out = alloc.allocate(t, d, list(views.values()), planned=planned)
         for hid, lvl in out.items():
             views[hid] = dataclasses.replace(views[hid], current=lvl)
         power = 0.0
@@ -79,6 +79,22 @@ def test_long_low_demand_goes_to_standby_then_wakes():
     assert 40 <= first_none <= 60  # after the 45-min window, not before
     assert all(s["m1"] is None for s in seen[first_none: 3 * 60])
     assert seen[-1]["m1"] is not None  # woke when demand came back
+
+
+def test_a_planned_stop_is_carried_out_after_the_short_window():
+    """A plan (mpc) that has decided to stop the heater, having priced the wake it will need later, is followed
+    after `planned_standby_window_s` (10 min); the same drop of an unplanned demand (pid) waits the 45-min window.
+    A planned dip shorter than the short window still keeps the heater running."""
+    demand = lambda t: 500.0 if t < 3600 else 0.0  # noqa: E731
+    _, planned, _ = run(Allocator(), demand, [mini(1)], 0.0, 2.0, planned=True)
+    _, unplanned, _ = run(Allocator(), demand, [mini(1)], 0.0, 2.0)
+    stop_planned = next(i for i, s in enumerate(planned) if s["m1"] is None)
+    stop_unplanned = next(i for i, s in enumerate(unplanned) if s["m1"] is None)
+    assert 60 + 5 <= stop_planned <= 60 + 12
+    assert stop_unplanned >= 60 + 20
+    dip = lambda t: 0.0 if 3600 <= t < 3600 + 4 * 60 else 500.0  # noqa: E731
+    _, seen, _ = run(Allocator(), dip, [mini(1)], 0.0, 2.0, planned=True)
+    assert all(s["m1"] is not None for s in seen)
 
 
 def test_respects_can_wake_can_stop_can_change():

@@ -54,9 +54,9 @@ def _forecast(target: Callable[[float], float], t: float, price: Callable[[float
 
 
 def _run(controller: MpcController | PidController, target: Callable[[float], float], hours: float, *,
-         air0: float, price: Callable[[float], float] | None = None, with_forecast: bool = True
-         ) -> tuple[list[float], list[float], Kpi]:
-    room = Room.steady(MEDIUM_ROOM, air0, OUTDOOR)
+         air0: float, price: Callable[[float], float] | None = None, with_forecast: bool = True,
+         outdoor: float = OUTDOOR) -> tuple[list[float], list[float], Kpi]:
+    room = Room.steady(MEDIUM_ROOM, air0, outdoor)
     kpi = Kpi()
     air, power = [], []
     forecast = None
@@ -65,11 +65,11 @@ def _run(controller: MpcController | PidController, target: Callable[[float], fl
         if with_forecast and i % 10 == 0:
             forecast = _forecast(target, t, price)
         measured = round(room.air_c, 1)
-        u = controller.update(t, measured, target(t), OUTDOOR, forecast)
-        kpi.add(t, room.air_c, target(t), u, OUTDOOR, price_per_kwh=price(t) if price else None)
+        u = controller.update(t, measured, target(t), outdoor, forecast)
+        kpi.add(t, room.air_c, target(t), u, outdoor, price_per_kwh=price(t) if price else None)
         air.append(room.air_c)
         power.append(u)
-        room.step(60.0, u, OUTDOOR)
+        room.step(60.0, u, outdoor)
     return air, power, kpi
 
 
@@ -95,13 +95,17 @@ def test_preheats_the_room_ahead_of_the_comfort_block() -> None:
 
 
 def test_coasts_before_a_setback() -> None:
+    """The heat stops before the setback, and the room leaves the comfort band in its last half hour on purpose: a
+    kelvin-hour below the comfort band then costs as much as one above the night band after 22:00, and the fast
+    fall of the air after the stop saves more of the latter."""
     target = _blocks([(0.0, 21.0), (22.0, 16.0)])
     mpc = MpcController(max_w=1600.0, model=_true_model(MEDIUM_ROOM))
     air, power, _ = _run(mpc, target, 22.0, air0=21.0)
     hold = sum(power[12 * 60:18 * 60]) / (6 * 60)
     last = sum(power[int(21.5 * 60):22 * 60]) / 30
     assert hold > 300.0 and last < 0.1 * hold, "no heat in the last half hour before the setback"
-    assert min(air[12 * 60:int(21.5 * 60)]) >= 21.0 - 0.5, "while in the comfort band until then"
+    assert min(air[12 * 60:21 * 60]) >= 21.0 - 0.5, "in the comfort band until its last hour"
+    assert air[22 * 60 - 1] < 21.0 - 0.5 - 0.5, "and out of it, on purpose, when the setback starts"
 
 
 def test_moves_heat_into_cheap_hours() -> None:
@@ -241,3 +245,18 @@ def test_below_the_lowest_running_level_it_plans_on_and_off_blocks() -> None:
     assert min(air) >= 20.5 and max(air) <= 22.0, "in the band throughout"
     _, continuous = run(None)
     assert any(1.0 < p < 399.0 for p in continuous)
+
+
+def test_each_wake_is_priced_also_the_one_a_stop_will_need_later() -> None:
+    """A mild day: the room needs less than the heater's lowest level nearly all the time, so every hour the plan
+    could stop it and wake it again. Stopping is charged the wake the plan's own continuation will need, and a
+    switch holds for the dwell: two days take a few long on/off blocks, not a wake an hour (the previous
+    planner, which charged only the wake made now, woke the heater 22 times here), and the room stays near the
+    band."""
+    target = _blocks([(0.0, 18.0), (6.5, 21.0), (22.0, 18.0)])
+    mpc = MpcController(max_w=824.0, low_w=400.0, model=_true_model(MEDIUM_ROOM))
+    _, power, kpi = _run(mpc, target, 48.0, air0=19.0, outdoor=10.0)
+    wakes = sum(1 for a, b in itertools.pairwise(power) if a < 1.0 and b >= 400.0 - 1e-6)
+    assert all(p < 1.0 or p >= 400.0 - 1e-6 for p in power), "off or at least the lowest level"
+    assert 2 <= wakes <= 12
+    assert kpi.result().discomfort_kh < 6.0

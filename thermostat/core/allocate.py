@@ -13,6 +13,8 @@ Rules (`Allocator`):
    unchanged for the long window (45 min) and the mean demand over that window is below
    `standby_fraction` (50 %) of the lead's lowest level (last heater → standby) or below `drop_fraction` (90 %)
    of what n − 1 heaters can give. A small dip therefore never puts a heater to standby; a long low spell does.
+   A demand from a plan that has already decided its stops and priced its wakes (`allocate(planned=True)`: mpc
+   with its model) uses `planned_standby_window_s` (10 min) for that window instead: the wait is for pid's noise.
    A heater in standby wakes only when the smoothed demand (below) reaches `wake_fraction` (100 %) of its lowest
    level: between 50 % and 100 % nothing changes (hysteresis), so warm afternoons do not cycle standby.
    For a heater that cannot be switched off the fractions apply to its first step up from "off" (Nano 3S:
@@ -150,6 +152,7 @@ class AllocatorSettings:
     min_segment_s: float = 120.0  # do not start a PWM segment shorter than this (the time is carried over)
     short_window_s: float = 300.0  # mean demand over this decides waking / adding heaters
     standby_window_s: float = 2700.0  # mean demand over this (and a stable set this long) decides stopping
+    planned_standby_window_s: float = 600.0  # ... for a demand whose on/off a plan already decided (mpc)
     standby_fraction: float = 0.5  # last heater to standby below this share of its lowest level
     drop_fraction: float = 0.9  # drop the n-th heater below this share of what n − 1 heaters give
     wake_fraction: float = 1.0  # wake from standby when the smoothed demand reaches this share of the lowest level
@@ -161,8 +164,9 @@ class AllocatorSettings:
     max_dt_s: float = 600.0  # cap on one step for run-time accounting
 
     def __post_init__(self) -> None:
-        if self.pwm_cycle_s <= 0 or self.rotate_period_s <= 0 or self.standby_window_s <= 0:
-            raise ValueError("pwm_cycle_s, rotate_period_s and standby_window_s must be > 0")
+        if (self.pwm_cycle_s <= 0 or self.rotate_period_s <= 0 or self.standby_window_s <= 0
+                or self.planned_standby_window_s <= 0):
+            raise ValueError("pwm_cycle_s, rotate_period_s, standby_window_s and planned_standby_window_s must be > 0")
         if not 0 <= self.min_segment_s < self.pwm_cycle_s / 2:
             raise ValueError("min_segment_s must be within 0 .. pwm_cycle_s / 2")
         if self.smooth_s < 0 or self.snap_fraction <= 0 or self.pair_hysteresis < 0:
@@ -233,7 +237,8 @@ class Allocator:
     def __init__(self, settings: AllocatorSettings | None = None) -> None:
         self.settings = settings or AllocatorSettings()
         s = self.settings
-        self._hist = _DemandHistory(max(s.standby_window_s, s.short_window_s) + s.max_dt_s)
+        self._hist = _DemandHistory(max(s.standby_window_s, s.planned_standby_window_s, s.short_window_s)
+                                    + s.max_dt_s)
         self._first_t: float | None = None
         self._last_now: float | None = None
         self.runtime_s: dict[str, float] = {}
@@ -292,7 +297,10 @@ class Allocator:
 
     # -- main -----------------------------------------------------------------------------------------------
 
-    def allocate(self, now: float, demand_w: float, heaters: Sequence[HeaterView]) -> dict[str, str | None]:
+    def allocate(self, now: float, demand_w: float, heaters: Sequence[HeaterView], *,
+                 planned: bool = False) -> dict[str, str | None]:
+        """`planned`: the demand comes from a plan that has already decided when the heaters stop, pricing the
+        wakes (mpc): stopping then waits `planned_standby_window_s` instead of `standby_window_s`."""
         s = self.settings
         demand = max(0.0, demand_w) if math.isfinite(demand_w) else 0.0
         result: dict[str, str | None] = {}
@@ -322,7 +330,7 @@ class Allocator:
             self._n_changed_at = now
 
         order = self.order(now, avail)
-        n = self._count(now, n_cur, order)
+        n = self._count(now, n_cur, order, s.planned_standby_window_s if planned else s.standby_window_s)
 
         # which heaters: preferred order, skipping standby heaters that may not wake now
         want: list[HeaterView] = []
@@ -424,8 +432,9 @@ class Allocator:
                 desired[h.id] = h.on_ladder()[climbed[h.id]][0]
         return desired, pwm_used
 
-    def _count(self, now: float, n_cur: int, order: list[HeaterView]) -> int:
-        """How many heaters should run (hysteresis on the short and long demand means)."""
+    def _count(self, now: float, n_cur: int, order: list[HeaterView], window_s: float) -> int:
+        """How many heaters should run (hysteresis on the short and long demand means; the long one over
+        `window_s`)."""
         s = self.settings
         k = len(order)
         if k == 0:
@@ -457,9 +466,9 @@ class Allocator:
                 return 0
         while n < k and short > cap(n) + _EPS:
             n += 1
-        if n != n_cur or self._first_t is None or now - self._n_changed_at < s.standby_window_s:
+        if n != n_cur or self._first_t is None or now - self._n_changed_at < window_s:
             return n
-        long = self._hist.mean(now, s.standby_window_s)
+        long = self._hist.mean(now, window_s)
         if n == 1:
             lead = next((h for h in order if h.running), order[0])
             if long < on_threshold(lead, s.standby_fraction):
@@ -528,7 +537,8 @@ class SimpleAllocator:
     def __init__(self, settings: AllocatorSettings | None = None) -> None:
         self.settings = settings or AllocatorSettings()
 
-    def allocate(self, now: float, demand_w: float, heaters: Sequence[HeaterView]) -> dict[str, str | None]:
+    def allocate(self, now: float, demand_w: float, heaters: Sequence[HeaterView], *,
+                 planned: bool = False) -> dict[str, str | None]:
         result: dict[str, str | None] = {}
         avail = [h for h in heaters if h.available and h.on_ladder()]
         for h in heaters:

@@ -91,6 +91,9 @@ class Controller(Protocol):
 
     name: str
     note: str
+    # True when the last demand came from a plan that already decided when the heaters stop and wake, pricing each
+    # wake (mpc with its model); the allocator then stops them without its own long wait
+    planned: bool
 
     def update(self, now: float, measured: float | None, target: float, outdoor: float | None,
                forecast: Forecast | None = None) -> float:
@@ -119,6 +122,7 @@ class _Holdable:
 
     _held: float | None = None
     note = ""
+    planned = False
 
     @property
     def held(self) -> bool:
@@ -226,6 +230,7 @@ class PidController:
 
     name = "pid"
     note = ""
+    planned = False
 
     def __init__(
         self,

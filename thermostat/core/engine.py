@@ -224,7 +224,7 @@ class RoomControl:
         self.controller.resume()
         demand = self.controller.update(now, measured, target, outdoor, forecast)
         views = [self._view(m, now) for m in machines]
-        levels = self.allocator.allocate(now, demand, views)
+        levels = self.allocator.allocate(now, demand, views, planned=self.controller.planned)
         heating = any(level is not None for level in levels.values())
         problems = no_heater(()) if demand > 0 else ()
         note = self.controller.note

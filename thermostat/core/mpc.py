@@ -8,12 +8,11 @@ wake cap) enforced by the heater state machines, exactly as for pid.
 
 The program (scipy HiGHS), with u_k the room's power in step k and T_k the predicted air temperature at its end:
 
-    minimise   Σ w_discomfort·(lo_k + hi_k + margin_weight·(lm_k + hm_k))·Δh  +  Σ price_k·u_k·Δh/1000
-               + w_move·Σ |u_k − u_{k−1}|/max_w
+    minimise   Σ w_discomfort·(lo_k + hi_k)·Δh  +  Σ price_k·u_k·Δh/1000  +  w_move·Σ |u_k − u_{k−1}|/max_w
     subject to T = free response + G·u                   (G: the model's step responses, exact discretisation)
                lo_k ≥ (target_k − 0.5) − T_k,            hi_k ≥ T_k − (target_k + 1.0)           (the KPI's band)
-               lo_k + lm_k ≥ (target_k − 0.5 + margin_k) − T_k,
-               hi_k + hm_k ≥ T_k − (target_k + 1.0 − margin_high_k),        lo, hi, lm, hm ≥ 0
+               2·lo_k ≥ (target_k − 0.5 + margin_k) − T_k,
+               2·hi_k ≥ T_k − (target_k + 1.0 − margin_high_k),             lo, hi ≥ 0
                min_w ≤ u_k ≤ max_w
 
 * targets come from the forecast (the schedule's future blocks), so a comfort block is heated *into* before it
@@ -23,12 +22,18 @@ The program (scipy HiGHS), with u_k the room's power in step k and T_k the predi
   into cheap hours whenever the comfort band allows it; without a price every hour costs 1;
 * the move term makes the plan prefer steady power: fewer level changes and wakes;
 * `min_w` is the power the room cannot go below (heaters that cannot stop: Nano 3S without a plug);
-* margin: the plan aims `margin_k` (0.3 K) inside the band's lower edge, against model error, sensor noise and the
-  ripple of a heater cycling between standby and its lowest level, and `margin_high_k` (0.2 K) inside its upper
-  one, which keeps more of the band for storing cheap heat. A kelvin-hour inside a margin costs `margin_weight`
-  (lower) and `margin_high_weight` (upper; default the same) of one outside the band: 1.0 (shipped) counts the
-  margins as the band itself; below 1 they are soft, and where the band cannot be held the plan spends its
-  shortfall in the margins first (docs/control.md: measured at 0.5, not shipped).
+* margins (hedged band edges): the room's real temperature will differ from the plan's (model error, sensor
+  noise, the ripple of a heater cycling between standby and its lowest level), so an edge of the band costs
+  already within `margin_k` (0.3 K, lower edge) or `margin_high_k` (0.2 K, upper) of it. Within ±margin of an
+  edge the cost is the chord of the expected cost under an error of ±margin: half the KPI's slope, from 0 at
+  margin inside the band to margin at margin outside it; further out it is the KPI's own. The plan then holds the
+  room about a margin inside the band (half a kelvin-hour per kelvin-hour is much more than the energy it takes),
+  yet where it means to leave the band (the coast before a setback, the last hour before a comfort block) a
+  kelvin-hour outside costs exactly one, as in the KPI: hard margins added on top of the band made it cost two,
+  and the plan coasted too late.
+* on/off: the heaters' power below their lowest running level exists only as standby or that level, and each wake
+  costs; when the plan asks for less than the lowest level, or for heat while the heaters are off, it is planned
+  both ways for the next `dwell_s` and the cheaper kept (`_on_or_off`).
 
 State: the air node is the measured temperature; the mass node and a slow disturbance (watts the model does not
 know: sun, people, model error) are estimated by a small observer that compares each new reading with the model's
@@ -42,6 +47,7 @@ and says so in `note` (the room's reason).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -102,8 +108,6 @@ class MpcController:
         replan_s: float = 600.0,
         margin_k: float = 0.3,
         margin_high_k: float = 0.2,
-        margin_weight: float = 1.0,
-        margin_high_weight: float | None = None,
         w_discomfort: float = 20.0,
         w_move: float = 0.02,
         band_low_k: float = 0.5,
@@ -134,8 +138,6 @@ class MpcController:
         self.replan_s = replan_s
         self.margin_k = margin_k
         self.margin_high_k = margin_high_k
-        self.margin_weight = margin_weight
-        self.margin_high_weight = margin_weight if margin_high_weight is None else margin_high_weight
         self.w_discomfort = w_discomfort
         self.w_move = w_move
         self.band_low_k = band_low_k
@@ -148,6 +150,7 @@ class MpcController:
         self.plan: Plan | None = None
         self.note = "mpc: no room model yet, pid fallback"
         self.solves = 0
+        self.planned = False  # the last demand came from the plan (see Controller.planned)
         self._held: float | None = None
         self._x: np.ndarray[Any, Any] | None = None  # [air, mass] estimate
         self._disturbance_w = 0.0
@@ -161,6 +164,7 @@ class MpcController:
         self._last_u = 0.0
         self._last_outdoor: float | None = None
         self._last_plan_t = -math.inf
+        self._switched: tuple[bool, float] | None = None  # the last on/off switch (on?) and until when it holds
         self._cache: dict[float, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = {}
         if model is not None:
             self.set_model(model)
@@ -220,6 +224,7 @@ class MpcController:
 
     def update(self, now: float, measured: float | None, target: float, outdoor: float | None,
                forecast: Forecast | None = None) -> float:
+        self.planned = False
         if self._held is not None:
             self._observe(now, None, outdoor)
             self._last_u = self._held
@@ -239,6 +244,7 @@ class MpcController:
         assert self.plan is not None
         u = self.plan.power_at(now)
         self.note = "mpc"
+        self.planned = True
         self._last_u = u
         # keep the fallback bumpless: pid follows with this output as its integral would
         self.pid.hold(u)
@@ -357,14 +363,11 @@ class MpcController:
         g = np.einsum("kji,ji->kj", np.exp(mu[None, None, :] * np.clip(after, 0, None)[:, :, None]), gain)
         g = np.where(after >= 0, g, 0.0)
         hours = steps / 3600.0
-        # variables: u, lo, hi (K outside the band: the KPI), lm, hm (K inside the band's margins), s (moves);
-        # all constraints A x ≤ b
+        # variables: u, lo, hi (the hedged distance outside the band), s (moves); all constraints A x ≤ b
         c = np.concatenate([
             price * hours / 1000.0,
             self.w_discomfort * hours,
             self.w_discomfort * hours,
-            self.w_discomfort * self.margin_weight * hours,
-            self.w_discomfort * self.margin_high_weight * hours,
             np.full(n, self.w_move / self.max_w),
         ])
         band_low = targets - self.band_low_k
@@ -375,16 +378,16 @@ class MpcController:
         first = np.zeros(n)
         first[0] = self._last_u
         a_ub = np.block([
-            [-g, -eye, zero, zero, zero, zero],  # band_low − T ≤ lo
-            [g, zero, -eye, zero, zero, zero],  # T − band_high ≤ hi
-            [-g, -eye, zero, -eye, zero, zero],  # band_low + margin − T ≤ lo + lm
-            [g, zero, -eye, zero, -eye, zero],  # T − band_high + margin_high ≤ hi + hm
-            [diff, zero, zero, zero, zero, -eye],  # u_k − u_{k−1} ≤ s_k
-            [-diff, zero, zero, zero, zero, -eye],
+            [-g, -eye, zero, zero],  # band_low − T ≤ lo
+            [g, zero, -eye, zero],  # T − band_high ≤ hi
+            [-g, -2 * eye, zero, zero],  # band_low + margin − T ≤ 2·lo
+            [g, zero, -2 * eye, zero],  # T − band_high + margin_high ≤ 2·hi
+            [diff, zero, zero, -eye],  # u_k − u_{k−1} ≤ s_k
+            [-diff, zero, zero, -eye],
         ])
         b_ub = np.concatenate([free - band_low, band_high - free, free - band_low - self.margin_k,
                                band_high - self.margin_high_k - free, first, -first])
-        bounds: list[tuple[float, float | None]] = [(self.min_w, self.max_w)] * n + [(0.0, None)] * (5 * n)
+        bounds: list[tuple[float, float | None]] = [(self.min_w, self.max_w)] * n + [(0.0, None)] * (3 * n)
         res = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
         self.solves += 1
         self._last_plan_t = now
@@ -393,36 +396,53 @@ class MpcController:
             u = np.full(n, min(self.max_w, max(self.min_w, self._last_u)))
         else:
             u = np.clip(np.asarray(res.x[:n], dtype=float), self.min_w, self.max_w)
-            if self.low_w is not None and u[0] < self.low_w - 1e-6:
-                u = self._on_or_off(u, c, a_ub, b_ub, bounds)
+            if self.low_w is not None:
+                running = self._last_u >= self.low_w - 1e-6
+                wants_heat = u[0] >= self.low_w - 1e-6
+                committed = self._switched is not None and now < self._switched[1]
+                if committed and self._switched is not None and (self._switched[0] or not wants_heat):
+                    # the last switch holds for its dwell (a stop gives way when the plan needs real heat)
+                    u = self._on_or_off(u, c, a_ub, b_ub, bounds, running, only=self._switched[0])
+                elif not wants_heat or not running:
+                    u = self._on_or_off(u, c, a_ub, b_ub, bounds, running)
+                    on = bool(u[0] >= self.low_w - 1e-6)
+                    if on != running:
+                        self._switched = (on, now + self.dwell_s)
         air = free + g @ u
         disc = float(np.sum((np.maximum(0.0, targets - self.band_low_k - air)
                              + np.maximum(0.0, air - targets - self.band_high_k)) * hours))
         self.plan = Plan(now, tuple(float(v) for v in steps), tuple(float(v) for v in u),
                          tuple(float(v) for v in air), float(c[:n] @ u), disc)
 
-
     def _on_or_off(self, u: np.ndarray[Any, Any], c: np.ndarray[Any, Any], a_ub: np.ndarray[Any, Any],
-                   b_ub: np.ndarray[Any, Any], bounds: list[tuple[float, float | None]]) -> np.ndarray[Any, Any]:
-        """The plan asks for less than the lowest running level: that power exists only as on/off. Plan both for
-        the next `dwell_s` — the heaters off (min_w) or at the lowest level (low_w) — and keep the cheaper, a wake
-        (from off) costing `wake_cost_kh` of discomfort."""
+                   b_ub: np.ndarray[Any, Any], bounds: list[tuple[float, float | None]],
+                   running: bool, only: bool | None = None) -> np.ndarray[Any, Any]:
+        """Below the lowest running level (low_w) power exists only as on/off, and waking costs: decide it. Called
+        when the plan asks for less than low_w, or for heat while the heaters are off. Plan both for the next
+        `dwell_s` — the heaters off (min_w) or running (low_w .. max_w) — and keep the cheaper, each wake from off
+        costing `wake_cost_kh` of discomfort: the wake now (on, from off) and the one the rest of the plan would
+        need later (it heats again after being off). Without the later one, stopping would always look free, and
+        a plan that tops the room up every hour would wake the heater every hour."""
         from scipy.optimize import linprog
 
         assert self.low_w is not None
         n = len(u)
         m = min(n, max(1, round(self.dwell_s / self.step_s)))
         best, best_j = u, math.inf
-        running = self._last_u >= self.low_w - 1e-6
-        for level in (self.min_w, self.low_w):
-            fixed = [(level, level)] * m + bounds[m:]
-            res = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=fixed, method="highs")
+        for on in (False, True) if only is None else (only,):
+            block = (self.low_w, self.max_w) if on else (self.min_w, self.min_w)
+            res = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=[block] * m + bounds[m:], method="highs")
             self.solves += 1
             if res.status != 0 or res.x is None:
                 continue
-            j = float(res.fun) + (self.w_discomfort * self.wake_cost_kh if level > self.min_w and not running else 0.0)
+            plan = np.clip(np.asarray(res.x[:n], dtype=float), self.min_w, self.max_w)
+            # running or not, step by step: now, the decided block, then the plan's own continuation (a continuous
+            # power of at least half the lowest level counts as running: that is how it would be cycled)
+            states = [running, on] + [bool(p >= self.min_w + 0.5 * (self.low_w - self.min_w)) for p in plan[m:]]
+            wakes = sum(1 for was, now_on in itertools.pairwise(states) if now_on and not was)
+            j = float(res.fun) + self.w_discomfort * self.wake_cost_kh * wakes
             if j < best_j:
-                best, best_j = np.clip(np.asarray(res.x[:n], dtype=float), self.min_w, self.max_w), j
+                best, best_j = plan, j
         return best
 
 
