@@ -402,9 +402,9 @@ class MpcController:
                 committed = self._switched is not None and now < self._switched[1]
                 if committed and self._switched is not None and (self._switched[0] or not wants_heat):
                     # the last switch holds for its dwell (a stop gives way when the plan needs real heat)
-                    u = self._on_or_off(u, c, a_ub, b_ub, bounds, running, only=self._switched[0])
+                    u = self._on_or_off(u, float(res.fun), c, a_ub, b_ub, bounds, running, only=self._switched[0])
                 elif not wants_heat or not running:
-                    u = self._on_or_off(u, c, a_ub, b_ub, bounds, running)
+                    u = self._on_or_off(u, float(res.fun), c, a_ub, b_ub, bounds, running)
                     on = bool(u[0] >= self.low_w - 1e-6)
                     if on != running:
                         self._switched = (on, now + self.dwell_s)
@@ -414,7 +414,7 @@ class MpcController:
         self.plan = Plan(now, tuple(float(v) for v in steps), tuple(float(v) for v in u),
                          tuple(float(v) for v in air), float(c[:n] @ u), disc)
 
-    def _on_or_off(self, u: np.ndarray[Any, Any], c: np.ndarray[Any, Any], a_ub: np.ndarray[Any, Any],
+    def _on_or_off(self, u: np.ndarray[Any, Any], u_j: float, c: np.ndarray[Any, Any], a_ub: np.ndarray[Any, Any],
                    b_ub: np.ndarray[Any, Any], bounds: list[tuple[float, float | None]],
                    running: bool, only: bool | None = None) -> np.ndarray[Any, Any]:
         """Below the lowest running level (low_w) power exists only as on/off, and waking costs: decide it. Called
@@ -422,25 +422,36 @@ class MpcController:
         `dwell_s` — the heaters off (min_w) or running (low_w .. max_w) — and keep the cheaper, each wake from off
         costing `wake_cost_kh` of discomfort: the wake now (on, from off) and the one the rest of the plan would
         need later (it heats again after being off). Without the later one, stopping would always look free, and
-        a plan that tops the room up every hour would wake the heater every hour."""
+        a plan that tops the room up every hour would wake the heater every hour.
+
+        `u` and `u_j` are the unconstrained plan and its cost. When it already keeps the heaters off through the
+        block it is the off candidate itself, and with the heaters off it is the answer: running instead could
+        only cost more in the program, and a wake."""
         from scipy.optimize import linprog
 
         assert self.low_w is not None
         n = len(u)
         m = min(n, max(1, round(self.dwell_s / self.step_s)))
+        off_already = bool(np.all(u[:m] <= self.min_w + 1e-6))
+        if off_already and not running and only is not True:
+            return u
         best, best_j = u, math.inf
         for on in (False, True) if only is None else (only,):
-            block = (self.low_w, self.max_w) if on else (self.min_w, self.min_w)
-            res = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=[block] * m + bounds[m:], method="highs")
-            self.solves += 1
-            if res.status != 0 or res.x is None:
-                continue
-            plan = np.clip(np.asarray(res.x[:n], dtype=float), self.min_w, self.max_w)
+            if not on and off_already:
+                plan, fun = u, u_j
+            else:
+                block = (self.low_w, self.max_w) if on else (self.min_w, self.min_w)
+                res = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=[block] * m + bounds[m:], method="highs")
+                self.solves += 1
+                if res.status != 0 or res.x is None:
+                    continue
+                plan = np.clip(np.asarray(res.x[:n], dtype=float), self.min_w, self.max_w)
+                fun = float(res.fun)
             # running or not, step by step: now, the decided block, then the plan's own continuation (a continuous
             # power of at least half the lowest level counts as running: that is how it would be cycled)
             states = [running, on] + [bool(p >= self.min_w + 0.5 * (self.low_w - self.min_w)) for p in plan[m:]]
             wakes = sum(1 for was, now_on in itertools.pairwise(states) if now_on and not was)
-            j = float(res.fun) + self.w_discomfort * self.wake_cost_kh * wakes
+            j = fun + self.w_discomfort * self.wake_cost_kh * wakes
             if j < best_j:
                 best, best_j = plan, j
         return best
