@@ -260,3 +260,20 @@ def test_each_wake_is_priced_also_the_one_a_stop_will_need_later() -> None:
     assert all(p < 1.0 or p >= 400.0 - 1e-6 for p in power), "off or at least the lowest level"
     assert 2 <= wakes <= 12
     assert kpi.result().discomfort_kh < 6.0
+
+
+def test_a_start_held_for_its_dwell_gives_way_when_the_room_reaches_the_top_of_the_band() -> None:
+    """The heater is started and the start is held for the dwell (an hour), but an unforeseen 900 W (sun, a
+    crowd) lifts the room to the top of the band within half an hour: the heater stops at the next plan then,
+    not an hour after its start."""
+    outdoor = 10.0
+    mpc = MpcController(max_w=824.0, low_w=400.0, model=_true_model(MEDIUM_ROOM))
+    room = Room.steady(MEDIUM_ROOM, 20.6, outdoor)
+    power = []
+    for i in range(90):
+        t = i * 60.0
+        power.append(mpc.update(t, round(room.air_c, 1), 21.0, outdoor, Forecast(targets=((t, 21.0),))))
+        room.step(60.0, power[-1] + (900.0 if i >= 15 else 0.0), outdoor)
+    assert power[0] >= 400.0 - 1e-6, "started"
+    stop = next(i for i, p in enumerate(power) if p < 1.0)
+    assert 15 < stop <= 40

@@ -404,8 +404,11 @@ class MpcController:
                 running = self._last_u >= self.low_w - 1e-6
                 wants_heat = u[0] >= self.low_w - 1e-6
                 committed = self._switched is not None and now < self._switched[1]
-                if committed and self._switched is not None and (self._switched[0] or not wants_heat):
-                    # the last switch holds for its dwell (a stop gives way when the plan needs real heat)
+                too_warm = float(self._x[0]) > band_high[0] - self.margin_high_k
+                if committed and self._switched is not None and (
+                        (self._switched[0] and not too_warm) or (not self._switched[0] and not wants_heat)):
+                    # the last switch holds for its dwell (a start gives way when the room reaches the top of the
+                    # band, a stop when the plan needs real heat)
                     u = self._on_or_off(u, float(res.fun), c, a_ub, b_ub, bounds, running, only=self._switched[0])
                 elif not wants_heat or not running:
                     u = self._on_or_off(u, float(res.fun), c, a_ub, b_ub, bounds, running)
