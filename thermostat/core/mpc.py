@@ -33,7 +33,9 @@ The program (scipy HiGHS), with u_k the room's power in step k and T_k the predi
   and the plan coasted too late.
 * on/off: the heaters' power below their lowest running level exists only as standby or that level, and each wake
   costs; when the plan asks for less than the lowest level, or for heat while the heaters are off, it is planned
-  both ways for the next `dwell_s` and the cheaper kept (`_on_or_off`).
+  both ways for the next `dwell_s` and the cheaper kept (`_on_or_off`); the choice then holds for the dwell
+  (a stop gives way when the plan needs real heat, a start when the room reaches the top of the band), and the
+  demand is marked `planned` so the allocator carries a stop out without its own long wait.
 
 State: the air node is the measured temperature; the mass node and a slow disturbance (watts the model does not
 know: sun, people, model error) are estimated by a small observer that compares each new reading with the model's
