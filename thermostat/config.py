@@ -260,7 +260,9 @@ class MpcControl(BaseModel):
     horizon: Duration = Field(default=18 * 3600.0, ge=4 * 3600, le=48 * 3600,
                               description="How far ahead the heat is planned (e.g. `18h`).")
     margin: float = Field(default=0.3, ge=0, le=0.5,
-                          description="Plan this many °C inside the comfort band's lower edge (target − 0.5 °C).")
+                          description="How far inside the comfort band's lower edge (target − 0.5 °C) the plan "
+                                      "holds the room: the edge costs from this far inside it, half as much as "
+                                      "below it (docs/control.md).")
 
 
 Control = Annotated[MpcControl | PidControl | HysteresisControl, Field(discriminator="mode")]
