@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 # scipy is imported where it is used: a command that only reads the config (status, check-config) should not pay
 # for importing it
@@ -418,8 +419,6 @@ def fit(samples: Sequence[Sample], *, now: float = 0.0, settings: FitSettings | 
 
     The linear algebra runs on one thread: its matrices are small, and BLAS threads only add synchronisation
     (measured: 17 % more CPU for a bench week under mpc, no faster) and compete with the service's event loop."""
-    from threadpoolctl import threadpool_limits
-
     with threadpool_limits(limits=1, user_api="blas"):
         return _fit(samples, now=now, settings=settings, order=order, day_offset_s=day_offset_s, start=start)
 
