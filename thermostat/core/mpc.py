@@ -405,13 +405,12 @@ class MpcController:
             if self.low_w is not None:
                 running = self._last_u >= self.low_w - 1e-6
                 wants_heat = u[0] >= self.low_w - 1e-6
-                committed = self._switched is not None and now < self._switched[1]
+                held_on = self._switched[0] if self._switched is not None and now < self._switched[1] else None
                 too_warm = float(self._x[0]) > band_high[0] - self.margin_high_k
-                if committed and self._switched is not None and (
-                        (self._switched[0] and not too_warm) or (not self._switched[0] and not wants_heat)):
+                if (held_on is True and not too_warm) or (held_on is False and not wants_heat):
                     # the last switch holds for its dwell (a start gives way when the room reaches the top of the
                     # band, a stop when the plan needs real heat)
-                    u = self._on_or_off(u, float(res.fun), c, a_ub, b_ub, bounds, running, only=self._switched[0])
+                    u = self._on_or_off(u, float(res.fun), c, a_ub, b_ub, bounds, running, only=held_on)
                 elif not wants_heat or not running:
                     u = self._on_or_off(u, float(res.fun), c, a_ub, b_ub, bounds, running)
                     on = bool(u[0] >= self.low_w - 1e-6)
