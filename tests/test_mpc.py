@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -277,3 +278,44 @@ def test_a_start_held_for_its_dwell_gives_way_when_the_room_reaches_the_top_of_t
     assert power[0] >= 400.0 - 1e-6, "started"
     stop = next(i for i, p in enumerate(power) if p < 1.0)
     assert 15 < stop <= 40
+
+
+def _sun(t: float) -> float:
+    h = (t / 3600.0) % 24
+    return 1200.0 * math.sin(math.pi * (h - 10.0) / 6.0) if 10.0 <= h < 16.0 else 0.0
+
+
+def test_a_model_that_knows_the_sun_plans_for_it_from_the_first_day() -> None:
+    """The model's daytime free heat (what the fit learnt from the history: `gains_day_w`) is planned with from the
+    first hour, on the local clock the forecast gives (`day_offset_s`): the planner cuts the heat before the sun
+    comes, so the room overheats less on the first day than with a model without it, which has to learn the sun
+    from its own prediction errors first. The same profile put twelve hours off by a wrong clock is worse."""
+    hours = (6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0)
+    # the model puts free heat on the air node; the room gives part of the sun to its mass (`gain_to_air`), so the
+    # air sees that share at once: what a fit finds
+    share = MEDIUM_ROOM.gain_to_air
+    sunny = replace(_true_model(MEDIUM_ROOM), gains_day_w=tuple(share * _sun(h * 3600.0) for h in hours),
+                    gains_day_hours=hours, gains_day_width_h=2.0)
+
+    def first_day(model: ThermalModel, offset_s: float) -> tuple[float, float, float]:
+        """(mean power 09:00-12:00 W, K·h above the band, K·h below it) over the first day."""
+        mpc = MpcController(max_w=1600.0, model=model)
+        room = Room.steady(MEDIUM_ROOM, 21.0, OUTDOOR)
+        power, above, below = [], 0.0, 0.0
+        for i in range(24 * 60):
+            t = i * 60.0
+            u = mpc.update(t, round(room.air_c, 1), 21.0, OUTDOOR,
+                           Forecast(targets=((t, 21.0),), day_offset_s=offset_s))
+            power.append(u)
+            above += max(0.0, room.air_c - 22.0) / 60.0
+            below += max(0.0, 20.5 - room.air_c) / 60.0
+            room.step(60.0, u, OUTDOOR, _sun(t))
+        return sum(power[9 * 60:12 * 60]) / 180.0, above, below
+
+    plain, known, wrong_clock = first_day(_true_model(MEDIUM_ROOM), 0.0), first_day(sunny, 0.0), \
+        first_day(sunny, 12 * 3600.0)
+    assert sunny.day_gain_w(12.0) > 500.0 and sunny.day_gain_w(3.0) == 0.0
+    assert known[0] < 0.85 * plain[0], "less heat while the sun rises"
+    assert known[1] < 0.65 * plain[1], "and less overheating"
+    assert known[2] < 0.05, "without leaving the band below"
+    assert known[1] + known[2] < 0.65 * (wrong_clock[1] + wrong_clock[2]), "the profile is read on the local clock"

@@ -9,6 +9,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -136,6 +137,14 @@ state: {{path: {tmp_path / 'state.db'}}}
         assert len(service.outdoor_forecast) == 1
         assert service.counters["readings_rejected"] >= 2  # the bad price and the broken forecast
         assert "mpc" in (service.rooms["living"].decision.reason if service.rooms["living"].decision else "")
+        # the model's daytime free heat is read on local time: the controller's (monotonic) clock plus the offset
+        # the service's forecast gives it is the local time of day
+        hours = tuple(float(h) for h in range(0, 24, 2))
+        profile = replace(controller.model, gains_day_hours=hours, gains_day_w=tuple(100.0 + 10.0 * h for h in hours))
+        controller.set_model(profile)
+        local = clock.now().astimezone()
+        local_hour = local.hour + local.minute / 60.0 + local.second / 3600.0
+        assert controller.day_gain_at(clock.monotonic()) == pytest.approx(profile.day_gain_w(local_hour), abs=2.0)
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)

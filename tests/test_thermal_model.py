@@ -114,16 +114,20 @@ def test_a_model_that_does_not_predict_the_newer_data_is_not_confident() -> None
 
 
 def test_a_sunny_room_the_model_fits_less_well_but_forecasts_well_is_planned_with() -> None:
-    """Strong sun the history does not record: the residual pulls the confidence below 0.5, but the model still
-    forecasts the held-out day within 0.3 K and far better than persistence, so the planner uses it. Too short a
-    history, or a forecast no better than persistence, is not enough."""
-    model = fit(_history(MEDIUM_ROOM, 72, heat_w=824.0, sun_w=600.0, seed=3))
+    """Strong sun the history does not record, fitted without the day profile (heat the model cannot explain):
+    the residual pulls the confidence below 0.5, but the model still forecasts the held-out day within 0.3 K and far
+    better than persistence, so the planner uses it. Too short a history, or a forecast no better than persistence,
+    is not enough. With the day profile the same history is fitted confidently."""
+    samples = _history(MEDIUM_ROOM, 72, heat_w=824.0, sun_w=600.0, seed=3)
+    model = fit(samples, settings=FitSettings(day_hours=()))
     assert model is not None
     assert model.confidence < MIN_CONFIDENCE and model.confident
     assert model.forecast_rmse_k <= 0.3 and model.forecast_rmse_k <= 0.5 * model.persistence_rmse_k
     assert not replace(model, span_h=24.0).confident
     assert not replace(model, persistence_rmse_k=1.5 * model.forecast_rmse_k).confident
     assert not replace(model, forecast_rmse_k=0.45).confident
+    profiled = fit(samples)
+    assert profiled is not None and profiled.gains_day_w and profiled.confidence >= MIN_CONFIDENCE
 
 
 def test_too_little_data_gives_no_model_and_unknown_outdoor_still_fits_the_gain() -> None:
@@ -148,22 +152,40 @@ def test_model_round_trips_and_rejects_bad_stored_data() -> None:
         ThermalModel.from_dict(model.to_dict() | {"kind": "9r9c"})
 
 
-def test_daily_gain_harmonics_explain_unrecorded_sun_and_round_trip() -> None:
-    """A room with strong sun the history does not record: the mean-gain model forecasts the held-out day worse
-    than one with a daily profile of free heat (three harmonics), which is stored and read back whole."""
-    samples = _history(MEDIUM_ROOM, 72, heat_w=824.0, sun_w=600.0, seed=3)
-    mean_only = fit(samples)
-    daily = fit(samples, settings=FitSettings(daily_harmonics=3))
-    assert mean_only is not None and daily is not None
-    assert mean_only.gains_daily_w == () and len(daily.gains_daily_w) == 6
-    assert daily.forecast_rmse_k < 0.7 * mean_only.forecast_rmse_k
-    assert daily.rmse_k < mean_only.rmse_k
-    stored = json.loads(json.dumps(daily.to_dict()))  # as the state database keeps it
-    assert ThermalModel.from_dict(stored) == daily
-    with pytest.raises(ValueError, match="gains_daily_w"):
-        ThermalModel.from_dict(stored | {"gains_daily_w": [1.0, 2.0, 3.0]})
-    # the model's input vector grows with its harmonics: [heat, outdoor, 1, cos, sin, cos 2, sin 2, cos 3, sin 3]
-    assert daily.matrix()[1].shape == (2, 9) and mean_only.matrix()[1].shape == (2, 3)
+def test_the_day_profile_identifies_a_sunny_room_the_constant_gain_cannot() -> None:
+    """A light room with strong sun the history does not record (the loft of general/light_sunny_loft): a constant
+    free gain trades the sun for a wrong envelope; the daytime profile (≥ 0, zero at night) recovers the room within
+    15 %, learns the sun's shape, forecasts the held-out day better, and is stored and read back whole."""
+    loft = RoomParams(c_air_j_per_k=0.35e6, c_mass_j_per_k=1.6e6, h_am_w_per_k=300.0, h_ao_w_per_k=22.0,
+                      h_mo_w_per_k=20.0)
+    tau, gain = _figures(loft)
+    samples = _history(loft, 72, heat_w=824.0, sun_w=600.0, seed=3)
+    constant = fit(samples, settings=FitSettings(day_hours=()))  # the constant gain only
+    profiled = fit(samples)
+    assert constant is not None and profiled is not None
+    assert constant.gains_day_w == () and len(profiled.gains_day_w) == len(FitSettings().day_hours)
+    assert abs(constant.gain_k_per_w / gain - 1.0) > 0.3  # the constant gain alone: far off
+    assert profiled.tau_s == pytest.approx(tau, rel=0.15)
+    assert profiled.gain_k_per_w == pytest.approx(gain, rel=0.15)
+    assert profiled.forecast_rmse_k < 0.7 * constant.forecast_rmse_k
+    # the sun of the history: a half-sine from 08:00 to 16:00 peaking at 600 W (at noon) — none at night
+    assert profiled.day_gain_w(12.0) == pytest.approx(600.0, rel=0.25)
+    assert profiled.day_gain_w(12.0) > 2 * profiled.day_gain_w(9.0) > 0
+    assert profiled.day_gain_w(2.0) == 0.0 and profiled.day_gain_w(23.0) == 0.0
+    assert profiled.summary()["model_day_gain_peak_w"] == round(max(profiled.gains_day_w))
+    stored = json.loads(json.dumps(profiled.to_dict()))  # as the state database keeps it
+    assert ThermalModel.from_dict(stored) == profiled
+    with pytest.raises(ValueError, match="gains_day_w"):
+        ThermalModel.from_dict(stored | {"gains_day_w": [1.0, 2.0, 3.0]})
+    with pytest.raises(ValueError, match="gains_day_w"):
+        ThermalModel.from_dict(stored | {"gains_day_w": [-1.0] * len(profiled.gains_day_hours)})
+    # a model stored before the day profile existed (daily harmonics that were never fitted) still loads
+    old = constant.to_dict()
+    for name in ("gains_day_w", "gains_day_hours", "gains_day_width_h"):
+        old.pop(name)
+    assert ThermalModel.from_dict(old | {"gains_daily_w": []}) == constant
+    # the model's input vector grows with its profile: [heat, outdoor, 1, one triangle per hour]
+    assert profiled.matrix()[1].shape == (2, 3 + len(profiled.gains_day_w)) and constant.matrix()[1].shape == (2, 3)
 
 
 def test_discretisation_matches_the_simulated_room() -> None:

@@ -46,14 +46,19 @@ class Forecast:
 
     targets: (time, target °C from then on) in time order — the schedule's coming blocks (the first one at or
     before now); outdoor: (time, °C) points, linearly interpolated and held flat outside (empty: unknown, the
-    controller uses persistence); price: (time, price per kWh from then on) (empty: every hour costs the same).
+    controller uses persistence); price: (time, price per kWh from then on) (empty: every hour costs the same);
+    day_offset_s: added to the controller's clock gives local time in seconds, modulo a day (the hour of day of
+    the room model's daytime free heat, the sun).
     """
 
     targets: tuple[tuple[float, float], ...] = ()
     outdoor: tuple[tuple[float, float], ...] = ()
     price: tuple[tuple[float, float], ...] = ()
+    day_offset_s: float = 0.0
 
     def __post_init__(self) -> None:
+        if not math.isfinite(self.day_offset_s):
+            raise ValueError("Forecast.day_offset_s must be a finite number")
         for name in ("targets", "outdoor", "price"):
             series = getattr(self, name)
             times = [p[0] for p in series]

@@ -37,8 +37,10 @@ The program (scipy HiGHS), with u_k the room's power in step k and T_k the predi
   (a stop gives way when the plan needs real heat, a start when the room reaches the top of the band), and the
   demand is marked `planned` so the allocator carries a stop out without its own long wait.
 
-State: the air node is the measured temperature; the mass node and a slow disturbance (watts the model does not
-know: sun, people, model error) are estimated by a small observer that compares each new reading with the model's
+State: the air node is the measured temperature; the model's own daytime free heat (the sun its fit learnt,
+`ThermalModel.gains_day_w`, read on local time: `Forecast.day_offset_s`) is a known input, ahead and in the
+estimate; the mass node and a slow disturbance (watts the model does not know: clouds, people, model error) are
+estimated by a small observer that compares each new reading with the model's
 prediction since the last one (offset-free MPC): C_air × error / `disturbance_tau_s` (1 h) is added to the
 disturbance per reading. Its hourly means are kept by hour of day (each new day blended in with `profile_weight`);
 once every hour has been seen the plan shapes the disturbance ahead by that daily profile (the estimate now plus the
@@ -169,6 +171,7 @@ class MpcController:
         self._last_t: float | None = None
         self._last_u = 0.0
         self._last_outdoor: float | None = None
+        self._day_offset_s = 0.0  # controller clock + this = local time (the model's day profile), from the forecast
         self._last_plan_t = -math.inf
         self._switched: tuple[bool, float] | None = None  # the last on/off switch (on?) and until when it holds
         self._cache: dict[float, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = {}
@@ -237,6 +240,8 @@ class MpcController:
             return self._held
         if outdoor is not None and math.isfinite(outdoor):
             self._last_outdoor = outdoor
+        if forecast is not None:
+            self._day_offset_s = forecast.day_offset_s
         if not self.active or measured is None:
             if self.active:
                 self.note = "mpc: no reading, pid fallback"
@@ -280,9 +285,9 @@ class MpcController:
         dt = now - self._last_t
         if dt > 0:
             ad, bd = self._discrete(dt)
-            # heat, outdoor, the mean free gain; the model's daily gain harmonics (if any) are left out: the
-            # unknown-heat estimate and its learnt daily profile carry the day's shape
-            u = np.array([self._last_u + self._disturbance_w, out, 1.0])
+            # heat (with the unknown heat and the model's daytime free heat at the interval's middle), outdoor,
+            # the constant free gain
+            u = np.array([self._last_u + self._disturbance_w + self.day_gain_at(now - dt / 2), out, 1.0])
             self._x = ad @ self._x + bd[:, :3] @ u
             self._last_t = now
         if measured is not None:
@@ -297,6 +302,12 @@ class MpcController:
             lim = self.max_w
             self._disturbance_w = min(lim, max(-lim, self._disturbance_w))
             self._learn_profile(now)
+
+    def day_gain_at(self, t: float) -> float:
+        """The model's daytime free heat (the sun it learnt from the history) at time t of the controller's clock."""
+        if self.model is None or not self.model.gains_day_w:
+            return 0.0
+        return self.model.day_gain_w(((t + self._day_offset_s) % 86400.0) / 3600.0)
 
     def _learn_profile(self, now: float) -> None:
         """Hourly means of the unknown-heat estimate by hour of day (the controller's clock mod 24 h), each
@@ -346,12 +357,14 @@ class MpcController:
         persist = self._last_outdoor if self._last_outdoor is not None else 5.0
         outdoor = np.array([forecast.outdoor_at(t, persist) if forecast else persist for t in mids])
         price = np.array([forecast.price_at(t, 1.0) if forecast else 1.0 for t in mids])
-        # the unknown heat ahead: today's estimate, shaped by the daily profile once it is known
+        # the unknown heat ahead: today's estimate, shaped by the daily profile once it is known; on top of it the
+        # model's daytime free heat
         disturbance = np.full(n, self._disturbance_w)
         now_profile = self.profile_at(now)
         if now_profile is not None:
             ahead = np.array([self.profile_at(float(t)) for t in mids], dtype=float)
             disturbance = np.clip(self._disturbance_w + ahead - now_profile, -self.max_w, self.max_w)
+        disturbance = disturbance + np.array([self.day_gain_at(float(t)) for t in mids])
         # free response (no heat), step by step
         free = np.empty(n)
         x = self._x.copy()

@@ -10,10 +10,14 @@ Models (same structure as the simulated room, docs/control.md "Learning the room
         C_m dTm/dt = H_am (Ta − Tm) + H_mo (To − Tm)
 * 1R1C  C dT/dt = UA (To − T) + Q + g
 
-Q is the heater wall power, g a free gain (people, appliances, sun) fitted as a mean plus
-`FitSettings.daily_harmonics` daily harmonics, g(t) = g0 + Σ_h g_ch·cos(2π·h·d/24 h) + g_sh·sin(2π·h·d/24 h), d the
-local time of day (`day_offset_s`). The figures a user
-and the planner care about are the steady-state gain (K per W, = 1/UA) and the dominant (slow) time constant.
+Q is the heater wall power, g a free gain (people, appliances, sun): a constant g0 ≥ 0 plus a daily profile of
+daytime heat, g(t) = g0 + Σ_i g_i·hat_i(d) with every g_i ≥ 0, d the local time of day (`day_offset_s`) and hat_i a
+triangle of half-width `FitSettings.day_width_h` centred on `FitSettings.day_hours[i]` (06:00 … 20:00 every 2 h:
+a piecewise-linear profile that is 0 at night). Sun is heat the history does not record; a mean gain alone made a
+sunny room's fit trade the sun for a wrong envelope (the loft of docs/control.md: gain −75 %, τ +240 %). The
+profile cannot be negative, so it cannot stand in for the outdoor temperature's daily swing (the night cools),
+which pins the envelope. The figures a user and the planner care about are the steady-state gain (K per W,
+= 1/UA) and the dominant (slow) time constant.
 
 Identification is output error, not equation error: the model is simulated over the data from its own state
 (exactly discretised, zero-order hold on 5-minute bins) and the simulated air temperature, passed through a
@@ -82,9 +86,11 @@ class ThermalModel:
     samples: int
     fitted_at: float = 0.0  # the `now` of the fit (seconds, caller's clock)
     outdoor_known: bool = True
-    # daily harmonics of the free gains, (cos 1, sin 1, cos 2, sin 2, ...) of the local time of day (0 h = midnight);
-    # each averages to 0 over a day, so `gains_w` is the daily mean
-    gains_daily_w: tuple[float, ...] = ()
+    # the daytime free heat (sun): the profile's value (W, ≥ 0) at each of `gains_day_hours` (local time of day),
+    # linear in between and 0 beyond `gains_day_width_h` of the nearest; on top of the constant `gains_w`
+    gains_day_w: tuple[float, ...] = ()
+    gains_day_hours: tuple[float, ...] = ()
+    gains_day_width_h: float = 2.0
     # the forecast check (see `fit`): RMS error predicting the newer part of the history from the older part, and
     # that of persistence on the same readings (inf: the history could not be split)
     forecast_rmse_k: float = math.inf
@@ -129,10 +135,17 @@ class ThermalModel:
     def order(self) -> int:
         return 1 if self.kind == "1r1c" else 2
 
+    def day_gain_w(self, hour: float) -> float:
+        """The daytime free heat (W) at this local hour of day (0 without a day profile)."""
+        if not self.gains_day_w:
+            return 0.0
+        basis = day_basis(np.array([hour]), self.gains_day_hours, self.gains_day_width_h)[0]
+        return float(basis @ np.array(self.gains_day_w))
+
     def matrix(self) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         """Continuous-time (A, B) with state [air, mass] (or [air]) and inputs
-        [heat W, outdoor °C, 1, cos(day), sin(day), cos(2·day), sin(2·day), ...] (as many as `gains_daily_w`)."""
-        g = np.array([self.gains_w, *self.gains_daily_w])
+        [heat W, outdoor °C, 1, hat_1(day), hat_2(day), ...] (as many as `gains_day_w`; see `day_basis`)."""
+        g = np.array([self.gains_w, *self.gains_day_w])
         if self.kind == "1r1c":
             c, ua = self.c_air_j_per_k, self.h_ao_w_per_k
             a = np.array([[-ua / c]])
@@ -165,6 +178,8 @@ class ThermalModel:
             "model_rmse_k": round(self.rmse_k, 3),
             "model_span_h": round(self.span_h, 1),
             "model_forecast_rmse_k": round(self.forecast_rmse_k, 3) if math.isfinite(self.forecast_rmse_k) else None,
+            # the largest daytime free heat it learnt (sun through the windows, mostly)
+            "model_day_gain_peak_w": round(max(self.gains_day_w, default=0.0), 0),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -173,12 +188,21 @@ class ThermalModel:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ThermalModel:
         fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        if "gains_daily_w" in fields:
-            daily = fields["gains_daily_w"]
-            if not (isinstance(daily, list | tuple) and len(daily) % 2 == 0
-                    and all(isinstance(v, int | float) and math.isfinite(v) for v in daily)):
-                raise ValueError(f"stored thermal model: gains_daily_w must be pairs of numbers, got {daily!r}")
-            fields["gains_daily_w"] = tuple(float(v) for v in daily)
+        # (a model stored by an earlier version may carry `gains_daily_w`, daily harmonics that were never used
+        # for planning: not a field any more, so it is left out above)
+        for name in ("gains_day_w", "gains_day_hours"):
+            if name in fields:
+                values = fields[name]
+                if not (isinstance(values, list | tuple)
+                        and all(isinstance(v, int | float) and math.isfinite(v) for v in values)):
+                    raise ValueError(f"stored thermal model: {name} must be a list of numbers, got {values!r}")
+                fields[name] = tuple(float(v) for v in values)
+        day_w, day_hours = fields.get("gains_day_w", ()), fields.get("gains_day_hours", ())
+        if len(day_w) != len(day_hours) or any(v < 0 for v in day_w):
+            raise ValueError("stored thermal model: gains_day_w must be one number ≥ 0 per hour of gains_day_hours")
+        width = fields.get("gains_day_width_h", 2.0)
+        if not (isinstance(width, int | float) and math.isfinite(width) and width > 0):
+            raise ValueError(f"stored thermal model: gains_day_width_h must be a positive number, got {width!r}")
         model = cls(**fields)
         for name in ("c_air_j_per_k", "h_ao_w_per_k"):
             v = getattr(model, name)
@@ -187,6 +211,15 @@ class ThermalModel:
         if model.kind not in ("1r1c", "2r2c"):
             raise ValueError(f"stored thermal model: unknown kind {model.kind!r}")
         return model
+
+
+def day_basis(hours: np.ndarray[Any, Any], centres: Sequence[float], width_h: float) -> np.ndarray[Any, Any]:
+    """Triangles of half-width `width_h` centred on `centres` (local hours), at these hours of day (wrapping at
+    midnight): one column per centre."""
+    if not centres:
+        return np.zeros((len(hours), 0))
+    distance = np.abs((hours[:, None] - np.asarray(centres)[None, :] + 12.0) % 24.0 - 12.0)
+    return np.asarray(np.maximum(0.0, 1.0 - distance / width_h))
 
 
 def _discretise(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], dt: float
@@ -220,8 +253,10 @@ class FitSettings:
     full_span_h: float = FULL_SPAN_H
     good_rmse_k: float = 0.15
     min_span_h: float = 12.0
-    # harmonics of the free gains' daily profile fitted besides their mean (0: the mean only)
-    daily_harmonics: int = 0
+    # the daytime free-heat profile (sun) fitted besides the constant gain: its hours (local) and half-width;
+    # () fits the constant only
+    day_hours: tuple[float, ...] = (6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0)
+    day_width_h: float = 2.0
     # the forecast check: the newest third of the history (at least 12 h) is predicted by a model fitted to the rest
     holdout_fraction: float = 1.0 / 3.0
     min_holdout_h: float = 12.0
@@ -233,7 +268,7 @@ class _Segment:
     air: np.ndarray[Any, Any]  # bin-end readings (nan where none)
     heat: np.ndarray[Any, Any]  # bin-mean power
     outdoor: np.ndarray[Any, Any]
-    day: np.ndarray[Any, Any]  # bins × 2H: cos/sin of the daily harmonics at the bin's middle
+    day: np.ndarray[Any, Any]  # bins × len(day_hours): the day profile's triangles at the bin's middle
 
 
 def _bins(samples: Sequence[Sample], s: FitSettings, day_offset_s: float = 0.0) -> list[_Segment]:
@@ -273,9 +308,8 @@ def _bins(samples: Sequence[Sample], s: FitSettings, day_offset_s: float = 0.0) 
             outdoor[k] = x.outdoor_c
     del last_reading_t
     heat = heat_j / s.bin_s
-    phase = 2.0 * math.pi * ((t0 + day_offset_s + (np.arange(n) + 0.5) * s.bin_s) % 86400.0) / 86400.0
-    day = np.column_stack([f(h * phase) for h in range(1, s.daily_harmonics + 1) for f in (np.cos, np.sin)]
-                          ) if s.daily_harmonics > 0 else np.zeros((n, 0))
+    hour = ((t0 + day_offset_s + (np.arange(n) + 0.5) * s.bin_s) % 86400.0) / 3600.0
+    day = day_basis(hour, s.day_hours, s.day_width_h)
     # forward-fill the readings a sensor did not repeat (a report-on-change sensor is silent when stable),
     # but never across a gap
     gap_bins = max(1, int(s.gap_s // s.bin_s))
@@ -351,10 +385,10 @@ class _Problem:
         self.outdoor_known = outdoor_known
         self.lag = math.exp(-settings.bin_s / settings.sensor_lag_s) if settings.sensor_lag_s > 0 else 0.0
 
-    # θ: 1R1C [ln C, ln UA, g0/100, daily/100 (2H), (T_eq)];
-    #    2R2C [ln Ca, ln Cm, ln Ham, ln Hao, ln Hmo, g0/100, daily/100 (2H), (T_eq), δm per segment]
+    # θ: 1R1C [ln C, ln UA, g0/100, day profile/100, (T_eq)];
+    #    2R2C [ln Ca, ln Cm, ln Ham, ln Hao, ln Hmo, g0/100, day profile/100, (T_eq), δm per segment]
     def n_gains(self) -> int:
-        return 1 + 2 * self.s.daily_harmonics
+        return 1 + len(self.s.day_hours)
 
     def n_physical(self) -> int:
         return (2 if self.order == 1 else 5) + self.n_gains() + (0 if self.outdoor_known else 1)
@@ -364,10 +398,12 @@ class _Problem:
         e = np.exp(theta[:first])
         g = [float(x) for x in 100.0 * theta[first:first + self.n_gains()]]
         if self.order == 1:
-            return ThermalModel("1r1c", float(e[0]), 0.0, 0.0, float(e[1]), 0.0, g[0],
-                                0.0, 0.0, 0.0, 0, gains_daily_w=tuple(g[1:]))
-        return ThermalModel("2r2c", float(e[0]), float(e[1]), float(e[2]), float(e[3]), float(e[4]),
-                            g[0], 0.0, 0.0, 0.0, 0, gains_daily_w=tuple(g[1:]))
+            base = ThermalModel("1r1c", float(e[0]), 0.0, 0.0, float(e[1]), 0.0, g[0], 0.0, 0.0, 0.0, 0)
+        else:
+            base = ThermalModel("2r2c", float(e[0]), float(e[1]), float(e[2]), float(e[3]), float(e[4]),
+                                g[0], 0.0, 0.0, 0.0, 0)
+        return replace(base, gains_day_w=tuple(g[1:]), gains_day_hours=tuple(self.s.day_hours),
+                       gains_day_width_h=self.s.day_width_h)
 
     def x0(self, theta: np.ndarray[Any, Any], index: int, y0: float) -> np.ndarray[Any, Any]:
         """The initial state of segment `index`: the first reading, the mass offset by that segment's parameter."""
@@ -380,7 +416,8 @@ class _Problem:
         """The sensor's reading predicted for bins 1.. of the segment from state x0 at bin 0 (open loop)."""
         ad, bd = model.discrete(self.s.bin_s)
         outdoor = seg.outdoor if t_eq is None else np.full(len(seg.air), t_eq)
-        u = np.column_stack([seg.heat[:-1], outdoor[:-1], np.ones(len(seg.air) - 1), seg.day[:-1]])
+        day = seg.day[:-1] if self.s.day_hours else np.zeros((len(seg.air) - 1, 0))
+        u = np.column_stack([seg.heat[:-1], outdoor[:-1], np.ones(len(seg.air) - 1), day])
         air = _simulate(ad, bd, x0, u)[:, 0]
         if self.lag > 0:
             from scipy.signal import lfilter
@@ -403,9 +440,10 @@ def fit(samples: Sequence[Sample], *, now: float = 0.0, settings: FitSettings | 
         order: int | None = None, day_offset_s: float = 0.0, start: ThermalModel | None = None
         ) -> ThermalModel | None:
     """Identify the room from its history. `order` 1 or 2 forces a model; None tries both and keeps the 2R2C one
-    only when it explains the data clearly better (residual RMS at least 15 % lower). None when there is not
+    only when it explains the data clearly better (residual RMS at least 15 % lower), then adds the day profile of
+    free heat (`FitSettings.day_hours`) under the same rule. None when there is not
     enough usable data (less than `min_span_h` in segments, or no heat ever applied). `day_offset_s` turns the
-    samples' `t` into local time of day: (t + day_offset_s) mod 86400 (for the daily gain harmonic).
+    samples' `t` into local time of day: (t + day_offset_s) mod 86400 (for the day profile of free heat).
 
     The confidence comes from a forecast check: the same model structure is fitted again to the older part of the
     history only and, from the state at the split, predicts the newer part (`holdout_fraction`, at least
@@ -431,9 +469,10 @@ def _fit(samples: Sequence[Sample], *, now: float, settings: FitSettings | None,
     if span_h < s.min_span_h or not any(float(g.heat.max()) > 0 for g in segments):
         return None
     outdoor_known = all(np.isfinite(g.outdoor).all() for g in segments)
+    constant = replace(s, day_hours=())
     candidates = []
     for k in ([order] if order else [1, 2]):
-        res = _fit_order(segments, k, s, outdoor_known, start)
+        res = _fit_order(segments, k, constant, outdoor_known, start)
         if res is not None:
             candidates.append(res)
     if not candidates:
@@ -441,8 +480,15 @@ def _fit(samples: Sequence[Sample], *, now: float, settings: FitSettings | None,
     best = candidates[0]
     if len(candidates) == 2 and candidates[1][0].rmse_k < 0.85 * candidates[0][0].rmse_k:
         best = candidates[1]
+    used = constant
+    if s.day_hours:
+        # the day profile only where it explains the readings clearly better (residual RMS 15 % lower: sun the
+        # history does not record); elsewhere it would only lend the fit freedom the data cannot pin down
+        profiled = _fit_order(segments, best[0].order, s, outdoor_known, start)
+        if profiled is not None and profiled[0].rmse_k < 0.85 * best[0].rmse_k:
+            best, used = profiled, s
     base = best[0]
-    forecast_k, persistence_k = _forecast_check(segments, base.order, s, outdoor_known, start)
+    forecast_k, persistence_k = _forecast_check(segments, base.order, used, outdoor_known, start)
     conf_span = min(1.0, span_h / s.full_span_h)
     conf_fit = 1.0 / (1.0 + (base.rmse_k / s.good_rmse_k) ** 2)
     conf_forecast = 0.0 if not math.isfinite(forecast_k) else 1.0 / (1.0 + (forecast_k / s.good_forecast_k) ** 2)
@@ -463,7 +509,7 @@ def _solve(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: 
     mean_heat = float(np.mean(np.concatenate([g.heat for g in segments])))
     mean_out = float(np.mean(np.concatenate([g.outdoor for g in segments]))) if outdoor_known else mean_air - 15.0
     ua0 = max(2.0, mean_heat / max(3.0, mean_air - mean_out))
-    harmonics = 2 * s.daily_harmonics
+    profile = len(s.day_hours)
     if order == 1:
         theta0 = [math.log(ua0 * 30 * 3600.0), math.log(ua0)]
         lo = [math.log(1e4), math.log(0.5)]
@@ -474,10 +520,10 @@ def _solve(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: 
         lo = [math.log(1e4), math.log(1e5), math.log(1.0), math.log(0.05), math.log(0.05)]
         hi = [math.log(1e8), math.log(1e9), math.log(5000.0), math.log(2000.0), math.log(2000.0)]
     n_env = len(theta0)
-    # free gains (in 100 W): a mean ≥ 0 and the daily harmonics
-    theta0 += [0.0] * (1 + harmonics)
-    lo += [0.0] + [-20.0] * harmonics
-    hi += [20.0] * (1 + harmonics)
+    # free gains (in 100 W): the constant and the day profile, each ≥ 0
+    theta0 += [0.0] * (1 + profile)
+    lo += [0.0] * (1 + profile)
+    hi += [20.0] * (1 + profile)
     if not outdoor_known:
         theta0.append(mean_out)
         lo.append(-30.0)
@@ -496,8 +542,8 @@ def _solve(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: 
                              math.log(start.h_am_w_per_k), math.log(start.h_ao_w_per_k),
                              math.log(start.h_mo_w_per_k)]
         guess[n_env] = start.gains_w / 100.0
-        if len(start.gains_daily_w) == harmonics:
-            guess[n_env + 1:n_env + 1 + harmonics] = np.array(start.gains_daily_w) / 100.0
+        if start.gains_day_hours == tuple(s.day_hours) and start.gains_day_width_h == s.day_width_h:
+            guess[n_env + 1:n_env + 1 + profile] = np.array(start.gains_day_w) / 100.0
         starts.append(guess)
     best: Any = None
     for x0 in starts:

@@ -1081,7 +1081,10 @@ class Service:
         elif self.tariff is not None:
             prices = tuple((w.timestamp() + to_mono, p) for w, p in self.tariff.changes(wall, wall + timedelta(
                 seconds=horizon)))
-        return Forecast(targets=tuple(targets), outdoor=outdoor, price=prices)
+        offset = wall.astimezone().utcoffset()
+        local_offset = offset.total_seconds() if offset is not None else 0.0
+        return Forecast(targets=tuple(targets), outdoor=outdoor, price=prices,
+                        day_offset_s=local_offset - to_mono)
 
     def _target(self, room: RoomRuntime, wall: datetime, *, with_override: bool = True) -> Target:
         st = room.state

@@ -173,7 +173,7 @@ def learn_room(scenario: Scenario) -> tuple[ThermalModel | None, list[Sample]]:
     prelude = scenario.model_copy(update={"duration_h": LEARN_H, "events": [], "seed": scenario.seed + 1000})
     history: list[Sample] = []
     run_one(prelude, "pid", history=history)
-    return fit(history, now=LEARN_H * 3600.0), history
+    return fit(history, now=LEARN_H * 3600.0, day_offset_s=scenario.start_hour * 3600.0), history
 
 
 def _forecast(schedule: Schedule, start_utc: datetime, t: float, horizon_s: float) -> tuple[tuple[float, float], ...]:
@@ -235,6 +235,7 @@ def run_one(scenario: Scenario, controller: str, *, keep_trace: bool = False,
             sim_plugs.append(plug)
 
     mpc: MpcController | None = None
+    day_offset_s = scenario.start_hour * 3600.0  # run time + this = the scenario's local time (its sun's clock)
     if controller == "mpc":
         model, history = learn_room(scenario) if history is None else (None, history)
         cannot_stop = sum(min(levels_w.get(m.heater_id, {lv.name: lv.wall_w for lv in m.spec.levels}).values())
@@ -243,9 +244,11 @@ def run_one(scenario: Scenario, controller: str, *, keep_trace: bool = False,
                   for m in machines if m.spec.has_standby or m.heater_id in plugs]
         mpc = MpcController(max_w=scenario.max_w, unit_w=_unit_w(machines, levels_w), min_w=cannot_stop,
                             low_w=cannot_stop + min(lowest) if lowest else None, model=model)
-        # the learning history continues on this run's clock, ending an hour before t = 0: the run starts from the
-        # scenario's own initial state, not where the learning run ended, so the refits must see a gap there
-        history = [Sample(x.t - LEARN_H * 3600.0 - 3600.0, x.air_c, x.heat_w, x.outdoor_c) for x in history]
+        # the learning history continues on this run's clock, ending a day before t = 0 (whole days earlier, so
+        # its hours of day stay those of its sun): the run starts from the scenario's own initial state, not where
+        # the learning run ended, so the refits must see a gap there
+        shift = (math.floor(LEARN_H / 24.0) + 1) * 86400.0
+        history = [Sample(x.t - shift, x.air_c, x.heat_w, x.outdoor_c) for x in history]
     chosen: Controller = mpc if mpc is not None else make_controller(
         controller, max_w=scenario.max_w, unit_w=_unit_w(machines, levels_w))
     control = RoomControl(
@@ -309,10 +312,11 @@ def run_one(scenario: Scenario, controller: str, *, keep_trace: bool = False,
                                    for h in range(int(HORIZON_S // 3600) + 2))
                 forecast, forecast_at = Forecast(targets=_forecast(schedule, start_utc, t, HORIZON_S),
                                                  outdoor=outdoor_fc,
-                                                 price=_window(prices, price_times, t, HORIZON_S)), t
+                                                 price=_window(prices, price_times, t, HORIZON_S),
+                                                 day_offset_s=day_offset_s), t
             if mpc is not None and history is not None and t >= next_refit:
                 recent = [x for x in history if x.t >= t - 7 * 86400.0]
-                refit = fit(recent, now=t, start=mpc.model)
+                refit = fit(recent, now=t, start=mpc.model, day_offset_s=day_offset_s)
                 if refit is not None and (mpc.model is None or refit.confidence >= 0.8 * mpc.model.confidence):
                     mpc.set_model(refit)
                 next_refit = t + REFIT_S
