@@ -17,6 +17,7 @@ import pytest
 from conftest import free_port
 from test_dashboard import PASSWORD, Rig, _rig, until, write_config
 
+from thermostat.commands.status import render
 from thermostat.core.heater import HeaterState
 
 pytestmark = pytest.mark.broker
@@ -87,8 +88,9 @@ async def test_status_shows_rooms_heaters_and_reasons(locked_rig: Rig, tmp_path:
     assert lines[4] == "  target   20.0 °C  from schedule comfort"
     assert re.fullmatch(r"  mode     heat, idle, demand \d+ W", lines[5]), out
     assert lines[6].startswith("  why      ") and "mini3-0: manual: standby" in lines[6]
+    assert lines[7] == "  planner  mpc: no room model yet, pid fallback"  # the default controller, no history
     assert re.fullmatch(r"  heater mini3-0: standby, level standby \(manual standby\), \d+ W — manual: standby",
-                        lines[7]), out
+                        lines[8]), out
     assert lines[-1] == "outdoor – (no reading yet)", out  # configured, nothing published on its topic yet
 
     code, out, err = await status(config, "--json")
@@ -98,6 +100,7 @@ async def test_status_shows_rooms_heaters_and_reasons(locked_rig: Rig, tmp_path:
     assert room["reading"] == 21.0 and room["target"] == 20.0 and room["target_kind"] == "schedule"
     assert heater["hold"]["code"] == "manual" and heater["reason"] == "manual: standby"
     assert heater["model"] == "Avalon Mini 3" and heater["control"] == "manual"
+    assert room["planner"] == {"controller": "mpc", "planner": "mpc: no room model yet, pid fallback"}
 
     # the same reasons on the MQTT state topics (retained) and in the Home Assistant attributes
     rig.service._publish_heater(rig.service.heaters["mini3-0"])
@@ -126,3 +129,21 @@ async def test_status_shows_rooms_heaters_and_reasons(locked_rig: Rig, tmp_path:
     code, out, err = await status(config)
     assert code == 4 and "refused the dashboard password" in err
     (tmp_path / "dashboard.secret").write_text(PASSWORD + "\n")
+
+
+def test_status_shows_the_room_model_and_the_plan() -> None:
+    """An mpc room that plans: the planner line carries the learned room model's figures (the sun it learnt, where
+    the fit kept a day profile) and the plan's next step; a room with another controller has no planner line."""
+    room = {"id": "loft", "name": "Loft", "reading": 20.8, "reading_age_s": 12.0, "target": 21.0,
+            "target_source": "schedule comfort", "mode": "heat", "action": "heating", "demand_w": 470.0,
+            "reason": "demand 470 W (mpc)", "heaters": [],
+            "planner": {"controller": "mpc", "planner": "mpc", "model": "2r2c", "model_confidence": 0.9,
+                        "model_tau_h": 14.2, "model_ua_w_per_k": 37.4, "model_day_gain_peak_w": 592.0,
+                        "plan_next_w": 470.0, "plan_min_c": 20.6, "plan_max_c": 22.3}}
+    out = render({"version": "x", "time": "now", "mqtt_connected": True, "rooms": [room], "heaters": []})
+    assert ("  planner  mpc; room model 2r2c, confidence 0.90, τ 14.2 h, UA 37.4 W/K, sun up to 592 W; "
+            "plan 470 W now, 20.6–22.3 °C ahead") in out.splitlines()
+    no_sun = dict(room, planner={**room["planner"], "model_day_gain_peak_w": 0.0})
+    assert "sun up to" not in render({"rooms": [no_sun], "heaters": []})
+    pid_room = dict(room, planner=None)
+    assert "planner" not in render({"rooms": [pid_room], "heaters": []})

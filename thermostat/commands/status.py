@@ -81,6 +81,20 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h ago"
 
 
+def _planner_line(p: dict[str, Any]) -> str:
+    """An mpc room: what it runs, its learned room model and the plan's next step."""
+    text = str(p.get("planner") or "mpc")
+    if p.get("model"):
+        text += (f"; room model {p['model']}, confidence {_num(p.get('model_confidence'), 2, '')}, "
+                 f"τ {_num(p.get('model_tau_h'), 1, ' h')}, UA {_num(p.get('model_ua_w_per_k'), 1, ' W/K')}")
+        if p.get("model_day_gain_peak_w"):
+            text += f", sun up to {_num(p.get('model_day_gain_peak_w'), 0, ' W')}"
+    if p.get("plan_next_w") is not None:
+        text += (f"; plan {_num(p.get('plan_next_w'), 0, ' W')} now, "
+                 f"{_num(p.get('plan_min_c'), 1, '')}–{_num(p.get('plan_max_c'), 1, ' °C')} ahead")
+    return text
+
+
 def render(doc: dict[str, Any]) -> str:
     lines = [f"thermostat {doc.get('version', '?')} at {doc.get('time', '?')}"
              + ("" if doc.get("mqtt_connected") else "  (MQTT broker not connected)")]
@@ -101,6 +115,9 @@ def render(doc: dict[str, Any]) -> str:
         lines.append(f"  mode     {room['mode']}, {room['action']}, demand {_num(room.get('demand_w'), 0, ' W')}")
         if room.get("reason"):
             lines.append(f"  why      {room['reason']}")
+        planner = room.get("planner")
+        if planner:
+            lines.append(f"  planner  {_planner_line(planner)}")
         for hid in room.get("heaters", []):
             h = heaters.get(hid)
             if h is None:

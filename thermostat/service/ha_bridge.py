@@ -110,14 +110,11 @@ def _room_json(service: Service, room: RoomRuntime, reason: str) -> str:
 def _planner_state(service: Service, room: RoomRuntime) -> dict[str, Any]:
     """The learned room model and the current plan (mpc rooms), as flat attributes."""
     controller = room.control.controller
-    if not isinstance(controller, MpcController):
+    out = view.planner_view(room)
+    if out is None or not isinstance(controller, MpcController):
         return {}
-    out: dict[str, Any] = {"controller": "mpc", "planner": controller.note or "mpc"}
-    if controller.model is not None:
-        out.update(controller.model.summary())
     plan = controller.plan
     if plan is not None and controller.active:
-        out.update(plan.summary())
         made = service.clock.now() - timedelta(seconds=service.clock.monotonic() - plan.start)
         power, air = plan_lists(plan_series(plan), plan.start)
         out["plan_at"] = made.astimezone(view.room_tz(room)).isoformat(timespec="seconds")

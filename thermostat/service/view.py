@@ -19,8 +19,9 @@ from thermostat.core.explain import (
     explain_heater,
     wall_time,
 )
+from thermostat.core.mpc import MpcController
 
-__all__ = ["describe_target", "heater_reason", "room_reason", "room_tz", "state_document"]
+__all__ = ["describe_target", "heater_reason", "planner_view", "room_reason", "room_tz", "state_document"]
 
 if TYPE_CHECKING:
     from thermostat.service.household import HeaterRuntime, RoomRuntime, Service
@@ -129,7 +130,22 @@ def room_view(service: Service, room: RoomRuntime) -> dict[str, Any]:
         "energy_kwh": round(room.energy_kwh, 4),
         "heaters": [h.id for h in room.heaters],
         "timezone": str(tz) if tz is not None else None,
+        "planner": planner_view(room),
     }
+
+
+def planner_view(room: RoomRuntime) -> dict[str, Any] | None:
+    """An mpc room's planner: what it runs (`planner`: mpc, or why its pid fallback), the learned room model's
+    figures and, while it plans, the plan's summary; None for a room with another controller."""
+    controller = room.control.controller
+    if not isinstance(controller, MpcController):
+        return None
+    out: dict[str, Any] = {"controller": "mpc", "planner": controller.note or "mpc"}
+    if controller.model is not None:
+        out.update(controller.model.summary())
+    if controller.plan is not None and controller.active:
+        out.update(controller.plan.summary())
+    return out
 
 
 def heater_view(service: Service, h: HeaterRuntime) -> dict[str, Any]:
