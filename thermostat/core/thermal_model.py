@@ -34,7 +34,8 @@ constant "equivalent outdoor" is fitted instead (the gain is then still identifi
 Confidence (0..1) is the product of: data span (full at `full_span_h`), fit quality (residual RMS against
 `good_rmse_k`), and a forecast check on data the fit did not see: the model refitted to the older part of the
 history predicts the newest part (`holdout_fraction`, at least `min_holdout_h`) open loop, and its RMS error against
-the readings gives 1 / (1 + (error / `good_forecast_k`)²). A wrong gain shows there as kelvins of error; a poorly
+the readings gives 1 / (1 + (error / `good_forecast_k`)²); a newer piece after a gap or a window gets its unknown
+mass temperature from its first `holdout_warmup_h` and is scored after them. A wrong gain shows there as kelvins of error; a poorly
 excited time constant (a constant target) shows only as much as it matters for predicting the room. The planner
 uses a model at or above `MIN_CONFIDENCE` (0.5), or one whose held-out forecast is within `FORECAST_OK_K` (0.3 K)
 and at most half the error of persistence over a full span (`ThermalModel.confident`: a sunny room the model
@@ -260,6 +261,7 @@ class FitSettings:
     # the forecast check: the newest third of the history (at least 12 h) is predicted by a model fitted to the rest
     holdout_fraction: float = 1.0 / 3.0
     min_holdout_h: float = 12.0
+    holdout_warmup_h: float = 6.0  # a held-out piece after a gap or a window: hours that set its mass state
     good_forecast_k: float = 0.3  # held-out RMS error at which the forecast factor of the confidence is 0.5
 
 
@@ -534,16 +536,17 @@ def _solve(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: 
         hi += [15.0] * len(segments)
     starts = [np.array(theta0, dtype=float)]
     if start is not None and start.order == order:
+        model = start
         guess = np.array(theta0, dtype=float)
         if order == 1:
-            guess[:n_env] = [math.log(start.c_air_j_per_k), math.log(start.h_ao_w_per_k)]
+            guess[:n_env] = [math.log(model.c_air_j_per_k), math.log(model.h_ao_w_per_k)]
         else:
-            guess[:n_env] = [math.log(start.c_air_j_per_k), math.log(start.c_mass_j_per_k),
-                             math.log(start.h_am_w_per_k), math.log(start.h_ao_w_per_k),
-                             math.log(start.h_mo_w_per_k)]
-        guess[n_env] = start.gains_w / 100.0
-        if start.gains_day_hours == tuple(s.day_hours) and start.gains_day_width_h == s.day_width_h:
-            guess[n_env + 1:n_env + 1 + profile] = np.array(start.gains_day_w) / 100.0
+            guess[:n_env] = [math.log(model.c_air_j_per_k), math.log(model.c_mass_j_per_k),
+                             math.log(model.h_am_w_per_k), math.log(model.h_ao_w_per_k),
+                             math.log(model.h_mo_w_per_k)]
+        guess[n_env] = model.gains_w / 100.0
+        if model.gains_day_hours == tuple(s.day_hours) and model.gains_day_width_h == s.day_width_h:
+            guess[n_env + 1:n_env + 1 + profile] = np.array(model.gains_day_w) / 100.0
         starts.append(guess)
     best: Any = None
     for x0 in starts:
@@ -614,14 +617,25 @@ def _forecast_check(segments: list[_Segment], order: int, s: FitSettings, outdoo
     model, t_eq = prob.model(theta), prob.t_eq(theta)
     err: list[np.ndarray[Any, Any]] = []
     base: list[np.ndarray[Any, Any]] = []
+    warmup = int(s.holdout_warmup_h * 3600.0 // s.bin_s)
     for index, seg, k in pieces:
         y0 = float(seg.air[0])
         if index is not None:
             x0 = prob.x0(theta, index, y0)
+            pred = prob.simulate(model, seg, x0, t_eq)  # predicts bins 1..
         else:
+            # a piece after a gap or a window: its mass temperature is unknown. Start it in equilibrium, then set
+            # it from the piece's first `holdout_warmup_h` (the prediction is linear in it) and score the rest:
+            # a wrong start would otherwise stay in the forecast for the mass's whole time constant
             out0 = float(seg.outdoor[0]) if t_eq is None else t_eq
             x0 = np.array([y0]) if order == 1 else np.array([y0, model.steady_mass_c(y0, out0)])
-        pred = prob.simulate(model, seg, x0, t_eq)  # predicts bins 1..
+            pred = prob.simulate(model, seg, x0, t_eq)
+            if order == 2 and len(seg.air) > 2 * warmup > 0:
+                unit = prob.simulate(model, seg, x0 + np.array([0.0, 1.0]), t_eq) - pred
+                u, r = unit[:warmup], seg.air[1:warmup + 1] - pred[:warmup]
+                if float(u @ u) > 1e-12:
+                    pred = pred + float(np.clip((u @ r) / (u @ u), -15.0, 15.0)) * unit
+                    k = warmup + 1
         err.append(pred[k - 1:] - seg.air[k:])
         base.append(seg.air[k:] - seg.air[k - 1])
     e, b = np.concatenate(err), np.concatenate(base)
