@@ -455,7 +455,9 @@ def fit(samples: Sequence[Sample], *, now: float = 0.0, settings: FitSettings | 
 
     `start` (the model in use) is a second starting point for the least squares besides the generic one, and the
     better of the two optima is kept: on data that excite the room little (a controller holding it steady), a fit
-    from the generic start alone can end in a poor local optimum (measured: a 270-day time constant).
+    from the generic start alone can end in a poor local optimum (measured: a 270-day time constant). It is tried
+    first, and when it leads to a residual within `good_rmse_k` the generic start is not tried (a third less CPU for
+    a bench run under mpc, every bench row the same).
 
     The linear algebra runs on one thread: its matrices are small, and BLAS threads only add synchronisation
     (measured: 17 % more CPU for a bench week under mpc, no faster) and compete with the service's event loop."""
@@ -549,7 +551,11 @@ def _solve(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: 
             guess[n_env + 1:n_env + 1 + profile] = np.array(model.gains_day_w) / 100.0
         starts.append(guess)
     best: Any = None
-    for x0 in starts:
+    # the model in use first: when it leads to a fit as good as `good_rmse_k`, the generic guess is not tried
+    # (a refit of the same room from yesterday's model; the generic guess is for a first fit, or a room that changed)
+    for x0 in reversed(starts):
+        if best is not None and float(np.sqrt(np.mean(best.fun**2))) <= s.good_rmse_k:
+            break
         try:
             sol = least_squares(prob.residuals, np.clip(x0, np.array(lo), np.array(hi)), bounds=(lo, hi),
                                 loss="soft_l1", f_scale=0.3, max_nfev=400)
