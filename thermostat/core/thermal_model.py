@@ -35,11 +35,11 @@ Confidence (0..1) is the product of: data span (full at `full_span_h`), fit qual
 `good_rmse_k`), and a forecast check on data the fit did not see: the model refitted to the older part of the
 history predicts the newest part (`holdout_fraction`, at least `min_holdout_h`) open loop, and its RMS error against
 the readings gives 1 / (1 + (error / `good_forecast_k`)²); a newer piece after a gap or a window gets its unknown
-mass temperature from its first `holdout_warmup_h` and is scored after them. A wrong gain shows there as kelvins of error; a poorly
-excited time constant (a constant target) shows only as much as it matters for predicting the room. The planner
-uses a model at or above `MIN_CONFIDENCE` (0.5), or one whose held-out forecast is within `FORECAST_OK_K` (0.3 K)
-and at most half the error of persistence over a full span (`ThermalModel.confident`: a sunny room the model
-class cannot fit closely but can forecast), else it falls back to pid.
+mass temperature from its first `holdout_warmup_h` and is scored after them. A wrong gain shows there as kelvins
+of error; a poorly excited time constant (a constant target) shows only as much as it matters for predicting the
+room. The planner uses a model at or above `MIN_CONFIDENCE` (0.5), or one whose held-out forecast is within
+`FORECAST_OK_K` (0.3 K) and at most half the error of persistence over a full span (`ThermalModel.confident`: a
+sunny room the model class cannot fit closely but can forecast), else it falls back to pid.
 """
 
 from __future__ import annotations
@@ -538,17 +538,16 @@ def _solve(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: 
         hi += [15.0] * len(segments)
     starts = [np.array(theta0, dtype=float)]
     if start is not None and start.order == order:
-        model = start
         guess = np.array(theta0, dtype=float)
         if order == 1:
-            guess[:n_env] = [math.log(model.c_air_j_per_k), math.log(model.h_ao_w_per_k)]
+            guess[:n_env] = [math.log(start.c_air_j_per_k), math.log(start.h_ao_w_per_k)]
         else:
-            guess[:n_env] = [math.log(model.c_air_j_per_k), math.log(model.c_mass_j_per_k),
-                             math.log(model.h_am_w_per_k), math.log(model.h_ao_w_per_k),
-                             math.log(model.h_mo_w_per_k)]
-        guess[n_env] = model.gains_w / 100.0
-        if model.gains_day_hours == tuple(s.day_hours) and model.gains_day_width_h == s.day_width_h:
-            guess[n_env + 1:n_env + 1 + profile] = np.array(model.gains_day_w) / 100.0
+            guess[:n_env] = [math.log(start.c_air_j_per_k), math.log(start.c_mass_j_per_k),
+                             math.log(start.h_am_w_per_k), math.log(start.h_ao_w_per_k),
+                             math.log(start.h_mo_w_per_k)]
+        guess[n_env] = start.gains_w / 100.0
+        if start.gains_day_hours == tuple(s.day_hours) and start.gains_day_width_h == s.day_width_h:
+            guess[n_env + 1:n_env + 1 + profile] = np.array(start.gains_day_w) / 100.0
         starts.append(guess)
     best: Any = None
     # the model in use first: when it leads to a fit as good as `good_rmse_k`, the generic guess is not tried
