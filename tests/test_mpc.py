@@ -181,16 +181,17 @@ def test_forecast_validation_and_lookup() -> None:
     assert Forecast().outdoor_at(0.0, 7.0) == 7.0
 
 
+def _sun(t: float) -> float:
+    """Sun through the window each day from 10:00 to 16:00, up to 1.2 kW."""
+    h = (t / 3600.0) % 24
+    return 1200.0 * math.sin(math.pi * (h - 10.0) / 6.0) if 10.0 <= h < 16.0 else 0.0
+
+
 def test_learns_the_daily_sun_and_coasts_before_it() -> None:
     """Sun through the window each day from 10:00 to 16:00 (up to 1.2 kW) that the model knows nothing of, constant
     target 21: the unknown-heat estimate, learnt by hour of day, lets the planner cut the heat as the sun comes
     instead of after the room has warmed, so the room overheats less than on the first day (when the profile is
     not known yet). The room already waits at the bottom of the band before it, where the least heat keeps it."""
-
-    def sun(t: float) -> float:
-        h = (t / 3600.0) % 24
-        return 1200.0 * math.sin(math.pi * (h - 10.0) / 6.0) if 10.0 <= h < 16.0 else 0.0
-
     mpc = MpcController(max_w=1600.0, model=_true_model(MEDIUM_ROOM))
     room = Room.steady(MEDIUM_ROOM, 21.0, OUTDOOR)
     air, power = [], []
@@ -201,7 +202,7 @@ def test_learns_the_daily_sun_and_coasts_before_it() -> None:
         u = mpc.update(t, round(room.air_c, 1), 21.0, OUTDOOR, Forecast(targets=((t, 21.0),)))
         air.append(room.air_c)
         power.append(u)
-        room.step(60.0, u, OUTDOOR, sun(t))
+        room.step(60.0, u, OUTDOOR, _sun(t))
 
     def day(d: int) -> tuple[float, float]:
         """(mean power 10:00-12:00 W, K·h above the band) on day d."""
@@ -278,11 +279,6 @@ def test_a_start_held_for_its_dwell_gives_way_when_the_room_reaches_the_top_of_t
     assert power[0] >= 400.0 - 1e-6, "started"
     stop = next(i for i, p in enumerate(power) if p < 1.0)
     assert 15 < stop <= 40
-
-
-def _sun(t: float) -> float:
-    h = (t / 3600.0) % 24
-    return 1200.0 * math.sin(math.pi * (h - 10.0) / 6.0) if 10.0 <= h < 16.0 else 0.0
 
 
 def test_a_model_that_knows_the_sun_plans_for_it_from_the_first_day() -> None:

@@ -389,8 +389,7 @@ class Service:
         fit takes a second or two). A fit that fails or finds too little data keeps the previous model."""
         wall = self.clock.now()
         since = wall.timestamp() - 14 * 86400.0
-        offset = wall.astimezone().utcoffset()
-        day_offset = offset.total_seconds() if offset is not None else 0.0
+        day_offset = _local_offset_s(wall)
         for room in self.rooms.values():
             controller = room.control.controller
             if not isinstance(controller, MpcController):
@@ -1081,10 +1080,9 @@ class Service:
         elif self.tariff is not None:
             prices = tuple((w.timestamp() + to_mono, p) for w, p in self.tariff.changes(wall, wall + timedelta(
                 seconds=horizon)))
-        offset = wall.astimezone().utcoffset()
-        local_offset = offset.total_seconds() if offset is not None else 0.0
+        # the fit reads its history on the same local clock (`refit_models`): the model's day profile lines up
         return Forecast(targets=tuple(targets), outdoor=outdoor, price=prices,
-                        day_offset_s=local_offset - to_mono)
+                        day_offset_s=_local_offset_s(wall) - to_mono)
 
     def _target(self, room: RoomRuntime, wall: datetime, *, with_override: bool = True) -> Target:
         st = room.state
@@ -1474,6 +1472,13 @@ def _stored_wear(stored: StoredHeater) -> HeaterWear:
         level=stored.wear_level if isinstance(stored.wear_level, str) else None,
         pending=pending,
     )
+
+
+def _local_offset_s(wall: datetime) -> float:
+    """Seconds to add to a Unix time for local time (the machine's zone), at `wall`: the clock of a room model's
+    day profile, for its fit and for the planner alike."""
+    offset = wall.astimezone().utcoffset()
+    return offset.total_seconds() if offset is not None else 0.0
 
 
 def _controller_for(rcfg: RoomConfig, max_w: float, min_w: float = 0.0, low_w: float | None = None) -> Controller:
