@@ -8,6 +8,7 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -315,3 +316,82 @@ def test_a_model_that_knows_the_sun_plans_for_it_from_the_first_day() -> None:
     assert known[1] < 0.65 * plain[1], "and less overheating"
     assert known[2] < 0.05, "without leaving the band below"
     assert known[1] + known[2] < 0.65 * (wrong_clock[1] + wrong_clock[2]), "the profile is read on the local clock"
+
+
+def test_a_reading_far_from_the_plan_replans_at_once() -> None:
+    """A window opens a minute after a plan was made: the room falls away from what the plan predicted, and the
+    planner replans as soon as the reading is `surprise_k` (0.6 K) off it, not at its next 10-minute slot; the
+    heat comes minutes earlier than with replanning on the clock alone, and the room falls less far below the
+    band. In quiet hours it replans on the clock only (sensor steps of 0.1 K are no surprise)."""
+
+    def run(surprise_k: float) -> tuple[int, float, int]:
+        """(minutes from the opening to the first rise of the demand, K·h below the band, plans in the quiet hour)"""
+        mpc = MpcController(max_w=1600.0, model=_true_model(MEDIUM_ROOM), surprise_k=surprise_k)
+        room = Room.steady(MEDIUM_ROOM, 21.2, OUTDOOR)
+        quiet_plans, first_rise, below, before = 0, -1, 0.0, 0.0
+        for i in range(150):
+            t = i * 60.0
+            u = mpc.update(t, round(room.air_c, 1), 21.0, OUTDOOR, Forecast(targets=((t, 21.0),)))
+            if i == 60:
+                quiet_plans, before = mpc.solves, u
+            if i > 61 and first_rise < 0 and u > before + 200.0:
+                first_rise = i - 61
+            below += max(0.0, 20.5 - room.air_c) / 60.0
+            room.step(60.0, u, OUTDOOR, window_open=61 <= i < 81)
+        return first_rise, below, quiet_plans
+
+    surprised, below, quiet_plans = run(0.6)
+    on_the_clock, below_on_the_clock, _ = run(math.inf)
+    assert quiet_plans <= 7, "one plan per 10 minutes while the room follows the plan"
+    assert 0 <= surprised <= 4, "more heat within minutes of the opening"
+    assert on_the_clock >= surprised + 4, "the clock alone waits for the next slot"
+    assert below < below_on_the_clock - 0.05
+
+
+def test_a_passing_disturbance_fades_into_the_daily_profile_ahead() -> None:
+    """Three nights running, 900 W of unknown heat from 03:00 to 05:00 (a dryer, say): the planner learns it as
+    part of the day's profile. On the fourth night it does not come, and at 04:30 the estimate now is far below
+    the profile's 04:00 value. That deviation fades into the profile over hours ahead (`deviation_tau_s`); held
+    for the whole horizon, it would make the plan expect a cold 18 hours, heat too much and miss the room it
+    predicts by kelvins. Played open-loop in the true room, the plan's own prediction stays within 0.8 K."""
+
+    def plan_error(deviation_tau_s: float) -> float:
+        mpc = MpcController(max_w=1600.0, model=_true_model(MEDIUM_ROOM), deviation_tau_s=deviation_tau_s)
+        room = Room.steady(MEDIUM_ROOM, 21.0, OUTDOOR)
+        t, i = 0.0, 0
+        while True:
+            t = i * 60.0
+            hour = (t / 3600.0) % 24
+            extra = 900.0 if 3.0 <= hour < 5.0 and t < 3 * 86400.0 else 0.0
+            u = mpc.update(t, round(room.air_c, 1), 21.0, OUTDOOR, Forecast(targets=((t, 21.0),)))
+            if t >= (3 * 24 + 4.5) * 3600.0 and mpc.plan is not None and mpc.plan.start == t:
+                break
+            room.step(60.0, u, OUTDOOR, extra)
+            i += 1
+        plan, twin, err = mpc.plan, room.copy(), 0.0
+        profile_now = mpc.profile_at(t)
+        assert profile_now is not None and profile_now > 200.0, "the nightly heat is in the profile"
+        for k in range(12 * 60):
+            err = max(err, abs(twin.air_c - plan.air_at(t + k * 60.0)))
+            twin.step(60.0, plan.power_at(t + k * 60.0), OUTDOOR)
+        return err
+
+    assert plan_error(5 * 3600.0) < 0.8
+    assert plan_error(math.inf) > 2.0, "held for the whole horizon the deviation misleads the plan"
+
+
+def test_plan_air_at_is_linear_within_a_step() -> None:
+    from thermostat.core.mpc import Plan
+
+    plan = Plan(100.0, (60.0, 120.0), (400.0, 0.0), (21.0, 20.0), 0.0, 0.0, air_start_c=20.0)
+    assert plan.air_at(100.0) == 20.0
+    assert plan.air_at(130.0) == pytest.approx(20.5)
+    assert plan.air_at(160.0) == pytest.approx(21.0)
+    assert plan.air_at(220.0) == pytest.approx(20.5)
+    assert plan.air_at(1000.0) == 20.0, "the last step's end beyond the plan"
+
+
+@pytest.mark.parametrize("kwargs", [{"surprise_k": 0.0}, {"surprise_k": math.nan}, {"deviation_tau_s": -1.0}])
+def test_planner_settings_are_checked(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="surprise_k and deviation_tau_s"):
+        MpcController(max_w=800.0, **kwargs)

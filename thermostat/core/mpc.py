@@ -1,7 +1,8 @@
 """The `mpc` controller: plan the room's heat over the next hours on the learned model (pure; no I/O).
 
-Every `replan_s` (10 min) it solves a linear program over `horizon_h` (18 h) in steps of `step_s` (15 min) for the
-first `fine_h` (3 h), twice as long after that, on the
+Every `replan_s` (10 min), and at once when a reading is `surprise_k` (0.6 K) away from what the plan predicted
+for it (a window opened, a heater failed), it solves a linear program over `horizon_h` (18 h) in steps of `step_s`
+(15 min) for the first `fine_h` (3 h), twice as long after that, on the
 room's identified thermal model (`thermostat.core.thermal_model`), and returns the first step's power as the heat
 demand; the allocator turns it into levels on the real ladders, with the heaters' wear rules (min on/off, dwell,
 wake cap) enforced by the heater state machines, exactly as for pid.
@@ -43,8 +44,10 @@ estimate; the mass node and a slow disturbance (watts the model does not know: c
 estimated by a small observer that compares each new reading with the model's
 prediction since the last one (offset-free MPC): C_air × error / `disturbance_tau_s` (1 h) is added to the
 disturbance per reading. Its hourly means are kept by hour of day (each new day blended in with `profile_weight`);
-once every hour has been seen the plan shapes the disturbance ahead by that daily profile (the estimate now plus the
-profile's change from now), so the planner cuts the heat as the daily sun comes instead of after it warmed the room.
+once every hour has been seen the plan takes the disturbance ahead from that daily profile, with the estimate's
+deviation from the profile now fading out over `deviation_tau_s` (5 h): the planner cuts the heat as the daily sun
+comes instead of after it warmed the room, and a one-off (a routine that did not come today, a passing cloud) does
+not colour the whole horizon. Before the profile is known the estimate now is held for the horizon.
 Without a model, or one below the confidence threshold, or without a reading, the controller runs its built-in pid
 and says so in `note` (the room's reason).
 """
@@ -77,6 +80,16 @@ class Plan:
     air_c: tuple[float, ...]
     cost: float
     discomfort_kh: float
+    air_start_c: float = math.nan  # the air temperature the plan started from
+
+    def air_at(self, t: float) -> float:
+        """The planned air temperature at time t (linear within a step; the last step's end beyond the plan)."""
+        start, before = self.start, self.air_start_c
+        for a, d in zip(self.air_c, self.steps_s, strict=True):
+            if t < start + d:
+                return before + (a - before) * max(0.0, t - start) / d
+            start, before = start + d, a
+        return before
 
     def power_at(self, t: float) -> float:
         """The planned power at time t (the last step's beyond the plan)."""
@@ -125,6 +138,8 @@ class MpcController:
         profile_weight: float = 0.5,
         dwell_s: float = 3600.0,
         wake_cost_kh: float = 0.3,
+        surprise_k: float = 0.6,
+        deviation_tau_s: float = 5 * 3600.0,
     ) -> None:
         _check_power(max_w)
         if not 0.0 <= min_w <= max_w:
@@ -133,6 +148,8 @@ class MpcController:
             raise ValueError(f"low_w must be within 0 < low_w <= max_w ({max_w}), got {low_w!r}")
         if disturbance_tau_s <= 0 or not 0.0 < profile_weight <= 1.0:
             raise ValueError("disturbance_tau_s must be > 0 and profile_weight within (0, 1]")
+        if not surprise_k > 0 or not deviation_tau_s > 0:
+            raise ValueError("surprise_k and deviation_tau_s must be > 0 (math.inf: never / held)")
         if step_s <= 0 or horizon_h * 3600.0 < 2 * step_s or replan_s <= 0:
             raise ValueError("step_s and replan_s must be > 0 and the horizon at least two steps")
         self.max_w = max_w
@@ -144,6 +161,8 @@ class MpcController:
         self.fine_h = fine_h
         self.n_steps = round(horizon_h * 3600.0 / step_s)
         self.replan_s = replan_s
+        self.surprise_k = surprise_k
+        self.deviation_tau_s = deviation_tau_s
         self.margin_k = margin_k
         self.margin_high_k = margin_high_k
         self.w_discomfort = w_discomfort
@@ -250,7 +269,8 @@ class MpcController:
             self._last_u = out
             return out
         self._observe(now, measured, outdoor)
-        if self.plan is None or now - self._last_plan_t >= self.replan_s or now < self._last_plan_t:
+        if (self.plan is None or now - self._last_plan_t >= self.replan_s or now < self._last_plan_t
+                or abs(measured - self.plan.air_at(now)) > self.surprise_k):
             self._replan(now, target, forecast)
         assert self.plan is not None
         u = self.plan.power_at(now)
@@ -357,13 +377,14 @@ class MpcController:
         persist = self._last_outdoor if self._last_outdoor is not None else 5.0
         outdoor = np.array([forecast.outdoor_at(t, persist) if forecast else persist for t in mids])
         price = np.array([forecast.price_at(t, 1.0) if forecast else 1.0 for t in mids])
-        # the unknown heat ahead: today's estimate, shaped by the daily profile once it is known; on top of it the
-        # model's daytime free heat
+        # the unknown heat ahead: today's estimate, or once the daily profile is known the profile plus the estimate's
+        # deviation from it now, fading; on top of it the model's daytime free heat
         disturbance = np.full(n, self._disturbance_w)
         now_profile = self.profile_at(now)
         if now_profile is not None:
             ahead = np.array([self.profile_at(float(t)) for t in mids], dtype=float)
-            disturbance = np.clip(self._disturbance_w + ahead - now_profile, -self.max_w, self.max_w)
+            fade = np.exp(-(mids - now) / self.deviation_tau_s)
+            disturbance = np.clip(ahead + (self._disturbance_w - now_profile) * fade, -self.max_w, self.max_w)
         disturbance = disturbance + np.array([self.day_gain_at(float(t)) for t in mids])
         # free response (no heat), step by step
         free = np.empty(n)
@@ -433,7 +454,7 @@ class MpcController:
         disc = float(np.sum((np.maximum(0.0, targets - self.band_low_k - air)
                              + np.maximum(0.0, air - targets - self.band_high_k)) * hours))
         self.plan = Plan(now, tuple(float(v) for v in steps), tuple(float(v) for v in u),
-                         tuple(float(v) for v in air), float(c[:n] @ u), disc)
+                         tuple(float(v) for v in air), float(c[:n] @ u), disc, float(self._x[0]))
 
     def _on_or_off(self, u: np.ndarray[Any, Any], u_j: float, c: np.ndarray[Any, Any], a_ub: np.ndarray[Any, Any],
                    b_ub: np.ndarray[Any, Any], bounds: list[tuple[float, float | None]],
