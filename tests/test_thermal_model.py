@@ -250,3 +250,44 @@ def test_a_break_in_the_newer_part_does_not_make_a_good_model_look_unpredictable
     assert model.gain_k_per_w == pytest.approx(gain, rel=0.15)
     assert model.forecast_rmse_k < 0.15
     assert model.confidence >= MIN_CONFIDENCE and model.confident
+
+
+@pytest.mark.parametrize("order", [1, 2])
+@pytest.mark.parametrize("outdoor_known", [True, False])
+@pytest.mark.parametrize("profile", [True, False])
+def test_the_fits_jacobian_matches_numerical_differentiation(order: int, outdoor_known: bool, profile: bool) -> None:
+    """The least squares' Jacobian (envelope by forward differences, the linear parameters as exact responses)
+    against central differences of the residuals, on a history split into three segments by a gap and a window,
+    at a point away from the optimum (every gain and mass offset non-zero)."""
+    import numpy as np
+
+    from thermostat.core.thermal_model import _bins, _Problem
+
+    settings = FitSettings() if profile else FitSettings(day_hours=())
+    history = _history(MEDIUM_ROOM, 72, heat_w=824.0, window_at_h=30.0, gap=(50.0, 52.0), outdoor_known=outdoor_known,
+                       sun_w=300.0)
+    segments = _bins(history, settings)
+    assert len(segments) == 3
+    prob = _Problem(segments, order, settings, outdoor_known)
+    envelope = [math.log(3e5), math.log(8e6), math.log(200.0), math.log(10.0), math.log(15.0)] if order == 2 else \
+        [math.log(8e6), math.log(25.0)]
+    rng = np.random.default_rng(3)
+    theta = np.concatenate([envelope, rng.uniform(0.2, 2.0, prob.n_gains())])
+    if not outdoor_known:
+        theta = np.append(theta, 6.0)
+    if order == 2:
+        theta = np.concatenate([theta, rng.uniform(-2.0, 2.0, len(segments))])
+    lower, upper = np.full(len(theta), -1e9), np.full(len(theta), 1e9)
+    ours = prob.jacobian(theta, lower, upper)
+    reference = np.empty_like(ours)
+    for i in range(len(theta)):
+        h = 1e-5 * max(1.0, abs(float(theta[i])))
+        up, down = theta.copy(), theta.copy()
+        up[i] += h
+        down[i] -= h
+        reference[:, i] = (prob.residuals(up) - prob.residuals(down)) / (2 * h)
+    scale = np.maximum(np.abs(reference).max(axis=0), 1e-12)
+    columns = np.abs(ours - reference).max(axis=0) / scale
+    envelope_n = len(envelope)
+    assert columns[:envelope_n].max() < 1e-3, "forward differences on the envelope"
+    assert columns[envelope_n:].max() < 1e-6, "the linear parameters' columns are exact"

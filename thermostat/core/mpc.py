@@ -7,7 +7,8 @@ room's identified thermal model (`thermostat.core.thermal_model`), and returns t
 demand; the allocator turns it into levels on the real ladders, with the heaters' wear rules (min on/off, dwell,
 wake cap) enforced by the heater state machines, exactly as for pid.
 
-The program (scipy HiGHS), with u_k the room's power in step k and T_k the predicted air temperature at its end:
+The program (HiGHS through highspy, built once per model: `_Program`), with u_k the room's power in step k and
+T_k the predicted air temperature at its end:
 
     minimise   Σ w_discomfort·(lo_k + hi_k)·Δh  +  Σ price_k·u_k·Δh/1000  +  w_move·Σ |u_k − u_{k−1}|/max_w
     subject to T = free response + G·u                   (G: the model's step responses, exact discretisation)
@@ -60,14 +61,64 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import highspy
 import numpy as np
 
-from thermostat.core.control import Forecast, PidController, _check_power
-from thermostat.core.thermal_model import ThermalModel
+# the core class, not highspy.Highs: the wrapper's logging callback prints HiGHS's banner to stdout while it is being
+# constructed, before output can be switched off
+from highspy._core import _Highs
 
-# HiGHS without presolve: these programs are small and dense (about 170 columns, 250 rows), and presolve took
-# 40 % of a solve without shrinking them (same optima, measured on the bench's programs)
-_HIGHS = {"presolve": False}
+from thermostat.core.control import Forecast, PidController, _check_power
+from thermostat.core.thermal_model import ThermalModel, day_basis
+
+
+class _Program:
+    """The planner's linear program for one room model, kept in a HiGHS instance between plans.
+
+    Its constraint matrix (the model's step responses on the planning grid) changes only with the model; a plan
+    changes costs (prices), column bounds (the on/off blocks) and right-hand sides (the free response, the band),
+    and HiGHS's simplex starts from the previous plan's basis: 0.4 ms a program against 2.1 ms through
+    `scipy.optimize.linprog`, which builds and solves each one from nothing (the same optima on all 2,156 programs
+    of a `mild_week` run). Without presolve: these programs are small and dense (about 170 columns, 250 rows), and
+    presolve took 40 % of a solve without shrinking them."""
+
+    def __init__(self, a_ub: np.ndarray[Any, Any]) -> None:
+        n_rows, n_cols = a_ub.shape
+        self._inf = highspy.kHighsInf
+        self._cols = np.arange(n_cols, dtype=np.int32)
+        self._rows = np.arange(n_rows, dtype=np.int32)
+        self._row_lower = np.full(n_rows, -self._inf)
+        self._highs = _Highs()
+        self._highs.setOptionValue("output_flag", False)
+        self._highs.setOptionValue("presolve", "off")
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = n_cols, n_rows
+        lp.col_cost_ = np.zeros(n_cols)
+        lp.col_lower_ = np.zeros(n_cols)
+        lp.col_upper_ = np.full(n_cols, self._inf)
+        lp.row_lower_ = self._row_lower
+        lp.row_upper_ = np.zeros(n_rows)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        nonzero = a_ub != 0.0
+        lp.a_matrix_.start_ = np.concatenate([[0], np.cumsum(nonzero.sum(axis=0))]).astype(np.int32)
+        lp.a_matrix_.index_ = np.nonzero(nonzero.T)[1].astype(np.int32)
+        lp.a_matrix_.value_ = a_ub.T[nonzero.T]
+        self._highs.passModel(lp)
+        self._optimal = highspy.HighsModelStatus.kOptimal
+
+    def solve(self, c: np.ndarray[Any, Any], b_ub: np.ndarray[Any, Any], lower: np.ndarray[Any, Any],
+              upper: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], float] | None:
+        """min c·x subject to A x ≤ b_ub and lower ≤ x ≤ upper (inf: unbounded): (x, objective), None if HiGHS
+        finds no optimum."""
+        h = self._highs
+        h.changeColsCost(len(self._cols), self._cols, c)
+        h.changeColsBounds(len(self._cols), self._cols, lower, upper)
+        h.changeRowsBounds(len(self._rows), self._rows, self._row_lower, b_ub)  # type: ignore[attr-defined]  # not in the stubs
+        h.run()
+        if h.getModelStatus() != self._optimal:
+            return None
+        return np.asarray(h.getSolution().col_value, dtype=float), float(h.getInfo().objective_function_value)
+
 
 
 @dataclass(frozen=True)
@@ -194,6 +245,7 @@ class MpcController:
         self._last_plan_t = -math.inf
         self._switched: tuple[bool, float] | None = None  # the last on/off switch (on?) and until when it holds
         self._cache: dict[float, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = {}
+        self._lp: tuple[np.ndarray[Any, Any], _Program] | None = None  # per model: G and its program (_program)
         if model is not None:
             self.set_model(model)
 
@@ -203,6 +255,7 @@ class MpcController:
         """Use this model from the next update (None or a model below the confidence threshold: pid)."""
         self.model = model
         self._cache.clear()
+        self._lp = None
         self._last_plan_t = -math.inf
         if model is None:
             self.note = "mpc: no room model yet, pid fallback"
@@ -364,9 +417,37 @@ class MpcController:
         coarse = max(0, (self.n_steps - fine) // 2)
         return np.array([self.step_s] * fine + [2 * self.step_s] * coarse)
 
-    def _replan(self, now: float, target: float, forecast: Forecast | None) -> None:
-        from scipy.optimize import linprog  # imported on first use: processes that never plan do not load scipy
+    def _program(self, steps: np.ndarray[Any, Any], ends: np.ndarray[Any, Any]
+                 ) -> tuple[np.ndarray[Any, Any], _Program]:
+        """The step-response matrix G (air at the end of step k per watt held during step j; modal form, exact:
+        T = free + G u) and the program built on it, both made once per model (the grid does not change)."""
+        if self._lp is None:
+            assert self.model is not None
+            n = len(steps)
+            a, b = self.model.matrix()
+            mu, v = np.linalg.eig(a)
+            mu, v = mu.real, v.real
+            w = np.linalg.solve(v, b[:, 0])
+            rel = ends - ends[0]
+            after = rel[:, None] - rel[None, :]  # t_k − e_j
+            gain = v[0] * w * np.expm1(mu[None, :] * steps[:, None]) / mu[None, :]  # (j, mode)
+            g = np.einsum("kji,ji->kj", np.exp(mu[None, None, :] * np.clip(after, 0, None)[:, :, None]), gain)
+            g = np.where(after >= 0, g, 0.0)
+            eye = np.eye(n)
+            zero = np.zeros((n, n))
+            diff = eye - np.eye(n, k=-1)
+            a_ub = np.block([
+                [-g, -eye, zero, zero],  # band_low − T ≤ lo
+                [g, zero, -eye, zero],  # T − band_high ≤ hi
+                [-g, -2 * eye, zero, zero],  # band_low + margin − T ≤ 2·lo
+                [g, zero, -2 * eye, zero],  # T − band_high + margin_high ≤ 2·hi
+                [diff, zero, zero, -eye],  # u_k − u_{k−1} ≤ s_k
+                [-diff, zero, zero, -eye],
+            ])
+            self._lp = (g, _Program(a_ub))
+        return self._lp
 
+    def _replan(self, now: float, target: float, forecast: Forecast | None) -> None:
         assert self.model is not None and self._x is not None
         steps = self._grid()
         n = len(steps)
@@ -385,7 +466,10 @@ class MpcController:
             ahead = np.array([self.profile_at(float(t)) for t in mids], dtype=float)
             fade = np.exp(-(mids - now) / self.deviation_tau_s)
             disturbance = np.clip(ahead + (self._disturbance_w - now_profile) * fade, -self.max_w, self.max_w)
-        disturbance = disturbance + np.array([self.day_gain_at(float(t)) for t in mids])
+        if self.model.gains_day_w:
+            local_h = ((mids + self._day_offset_s) % 86400.0) / 3600.0
+            disturbance = disturbance + day_basis(local_h, self.model.gains_day_hours,
+                                                  self.model.gains_day_width_h) @ np.array(self.model.gains_day_w)
         # free response (no heat), step by step
         free = np.empty(n)
         x = self._x.copy()
@@ -393,17 +477,9 @@ class MpcController:
             ad, bd = self._discrete(float(steps[k]))
             x = ad @ x + bd[:, :3] @ np.array([disturbance[k], outdoor[k], 1.0])
             free[k] = x[0]
-        # air at the end of step k per watt held during step j (modal form, exact): T = free + G u
-        a, b = self.model.matrix()
-        mu, v = np.linalg.eig(a)
-        mu, v = mu.real, v.real
-        w = np.linalg.solve(v, b[:, 0])
-        after = ends[:, None] - ends[None, :]  # t_k − e_j
-        gain = v[0] * w * np.expm1(mu[None, :] * steps[:, None]) / mu[None, :]  # (j, mode)
-        g = np.einsum("kji,ji->kj", np.exp(mu[None, None, :] * np.clip(after, 0, None)[:, :, None]), gain)
-        g = np.where(after >= 0, g, 0.0)
+        g, program = self._program(steps, ends)
         hours = steps / 3600.0
-        # variables: u, lo, hi (the hedged distance outside the band), s (moves); all constraints A x ≤ b
+        # variables: u, lo, hi (the hedged distance outside the band), s (moves); all constraints A x ≤ b (_program)
         c = np.concatenate([
             price * hours / 1000.0,
             self.w_discomfort * hours,
@@ -412,30 +488,20 @@ class MpcController:
         ])
         band_low = targets - self.band_low_k
         band_high = targets + self.band_high_k
-        eye = np.eye(n)
-        zero = np.zeros((n, n))
-        diff = eye - np.eye(n, k=-1)
         first = np.zeros(n)
         first[0] = self._last_u
-        a_ub = np.block([
-            [-g, -eye, zero, zero],  # band_low − T ≤ lo
-            [g, zero, -eye, zero],  # T − band_high ≤ hi
-            [-g, -2 * eye, zero, zero],  # band_low + margin − T ≤ 2·lo
-            [g, zero, -2 * eye, zero],  # T − band_high + margin_high ≤ 2·hi
-            [diff, zero, zero, -eye],  # u_k − u_{k−1} ≤ s_k
-            [-diff, zero, zero, -eye],
-        ])
         b_ub = np.concatenate([free - band_low, band_high - free, free - band_low - self.margin_k,
                                band_high - self.margin_high_k - free, first, -first])
-        bounds: list[tuple[float, float | None]] = [(self.min_w, self.max_w)] * n + [(0.0, None)] * (3 * n)
-        res = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs", options=_HIGHS)
+        lower = np.concatenate([np.full(n, self.min_w), np.zeros(3 * n)])
+        upper = np.concatenate([np.full(n, self.max_w), np.full(3 * n, np.inf)])
+        solved = program.solve(c, b_ub, lower, upper)
         self.solves += 1
         self._last_plan_t = now
-        if res.status != 0 or res.x is None:
+        if solved is None:
             # cannot happen for this always-feasible program; be safe: hold the last power for this period
             u = np.full(n, min(self.max_w, max(self.min_w, self._last_u)))
         else:
-            u = np.clip(np.asarray(res.x[:n], dtype=float), self.min_w, self.max_w)
+            u = np.clip(solved[0][:n], self.min_w, self.max_w)
             if self.low_w is not None:
                 running = self._last_u >= self.low_w - 1e-6
                 wants_heat = u[0] >= self.low_w - 1e-6
@@ -444,9 +510,9 @@ class MpcController:
                 if (held_on is True and not too_warm) or (held_on is False and not wants_heat):
                     # the last switch holds for its dwell (a start gives way when the room reaches the top of the
                     # band, a stop when the plan needs real heat)
-                    u = self._on_or_off(u, float(res.fun), c, a_ub, b_ub, bounds, running, only=held_on)
+                    u = self._on_or_off(u, solved[1], program, c, b_ub, lower, upper, running, only=held_on)
                 elif not wants_heat or not running:
-                    u = self._on_or_off(u, float(res.fun), c, a_ub, b_ub, bounds, running)
+                    u = self._on_or_off(u, solved[1], program, c, b_ub, lower, upper, running)
                     on = bool(u[0] >= self.low_w - 1e-6)
                     if on != running:
                         self._switched = (on, now + self.dwell_s)
@@ -456,8 +522,8 @@ class MpcController:
         self.plan = Plan(now, tuple(float(v) for v in steps), tuple(float(v) for v in u),
                          tuple(float(v) for v in air), float(c[:n] @ u), disc, float(self._x[0]))
 
-    def _on_or_off(self, u: np.ndarray[Any, Any], u_j: float, c: np.ndarray[Any, Any], a_ub: np.ndarray[Any, Any],
-                   b_ub: np.ndarray[Any, Any], bounds: list[tuple[float, float | None]],
+    def _on_or_off(self, u: np.ndarray[Any, Any], u_j: float, program: _Program, c: np.ndarray[Any, Any],
+                   b_ub: np.ndarray[Any, Any], lower: np.ndarray[Any, Any], upper: np.ndarray[Any, Any],
                    running: bool, only: bool | None = None) -> np.ndarray[Any, Any]:
         """Below the lowest running level (low_w) power exists only as on/off, and waking costs: decide it. Called
         when the plan asks for less than low_w, or for heat while the heaters are off. Plan both for the next
@@ -469,8 +535,6 @@ class MpcController:
         `u` and `u_j` are the unconstrained plan and its cost. When it already keeps the heaters off through the
         block it is the off candidate itself, and with the heaters off it is the answer: running instead could
         only cost more in the program, and a wake."""
-        from scipy.optimize import linprog
-
         assert self.low_w is not None
         n = len(u)
         m = min(n, max(1, round(self.dwell_s / self.step_s)))
@@ -482,13 +546,15 @@ class MpcController:
             if not on and off_already:
                 plan, fun = u, u_j
             else:
-                block = (self.low_w, self.max_w) if on else (self.min_w, self.min_w)
-                res = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=[block] * m + bounds[m:], method="highs", options=_HIGHS)
+                block_lower, block_upper = lower.copy(), upper.copy()
+                block_lower[:m] = self.low_w if on else self.min_w
+                block_upper[:m] = self.max_w if on else self.min_w
+                solved = program.solve(c, b_ub, block_lower, block_upper)
                 self.solves += 1
-                if res.status != 0 or res.x is None:
+                if solved is None:
                     continue
-                plan = np.clip(np.asarray(res.x[:n], dtype=float), self.min_w, self.max_w)
-                fun = float(res.fun)
+                plan = np.clip(solved[0][:n], self.min_w, self.max_w)
+                fun = solved[1]
             # running or not, step by step: now, the decided block, then the plan's own continuation (a continuous
             # power of at least half the lowest level counts as running: that is how it would be cycled)
             states = [running, on] + [bool(p >= self.min_w + 0.5 * (self.low_w - self.min_w)) for p in plan[m:]]
