@@ -120,7 +120,6 @@ class _Program:
         return np.asarray(h.getSolution().col_value, dtype=float), float(h.getInfo().objective_function_value)
 
 
-
 @dataclass(frozen=True)
 class Plan:
     """The latest plan: start time, step, power per step (W) and the predicted air temperature at step ends."""
