@@ -16,7 +16,7 @@ from thermostat.core.control import Forecast, PidController
 from thermostat.core.controllers import make_controller
 from thermostat.core.engine import RoomControl
 from thermostat.core.kpi import Kpi
-from thermostat.core.mpc import MpcController
+from thermostat.core.mpc import MpcController, Plan
 from thermostat.core.thermal_model import ThermalModel
 from thermostat.sim.room import MEDIUM_ROOM, Room, RoomParams
 
@@ -381,8 +381,6 @@ def test_a_passing_disturbance_fades_into_the_daily_profile_ahead() -> None:
 
 
 def test_plan_air_at_is_linear_within_a_step() -> None:
-    from thermostat.core.mpc import Plan
-
     plan = Plan(100.0, (60.0, 120.0), (400.0, 0.0), (21.0, 20.0), 0.0, 0.0, air_start_c=20.0)
     assert plan.air_at(100.0) == 20.0
     assert plan.air_at(130.0) == pytest.approx(20.5)

@@ -69,7 +69,7 @@ import numpy as np
 from highspy._core import _Highs
 
 from thermostat.core.control import Forecast, PidController, _check_power
-from thermostat.core.thermal_model import ThermalModel, day_basis
+from thermostat.core.thermal_model import ThermalModel
 
 
 class _Program:
@@ -84,10 +84,9 @@ class _Program:
 
     def __init__(self, a_ub: np.ndarray[Any, Any]) -> None:
         n_rows, n_cols = a_ub.shape
-        self._inf = highspy.kHighsInf
         self._cols = np.arange(n_cols, dtype=np.int32)
         self._rows = np.arange(n_rows, dtype=np.int32)
-        self._row_lower = np.full(n_rows, -self._inf)
+        self._row_lower = np.full(n_rows, -highspy.kHighsInf)
         self._highs = _Highs()
         self._highs.setOptionValue("output_flag", False)
         self._highs.setOptionValue("presolve", "off")
@@ -95,14 +94,16 @@ class _Program:
         lp.num_col_, lp.num_row_ = n_cols, n_rows
         lp.col_cost_ = np.zeros(n_cols)
         lp.col_lower_ = np.zeros(n_cols)
-        lp.col_upper_ = np.full(n_cols, self._inf)
+        lp.col_upper_ = np.full(n_cols, highspy.kHighsInf)
         lp.row_lower_ = self._row_lower
         lp.row_upper_ = np.zeros(n_rows)
+        from scipy.sparse import csc_array  # on the first plan (see tests/test_imports.py)
+
+        matrix = csc_array(a_ub)
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        nonzero = a_ub != 0.0
-        lp.a_matrix_.start_ = np.concatenate([[0], np.cumsum(nonzero.sum(axis=0))]).astype(np.int32)
-        lp.a_matrix_.index_ = np.nonzero(nonzero.T)[1].astype(np.int32)
-        lp.a_matrix_.value_ = a_ub.T[nonzero.T]
+        lp.a_matrix_.start_ = matrix.indptr
+        lp.a_matrix_.index_ = matrix.indices
+        lp.a_matrix_.value_ = matrix.data
         self._highs.passModel(lp)
         self._optimal = highspy.HighsModelStatus.kOptimal
 
@@ -377,9 +378,13 @@ class MpcController:
 
     def day_gain_at(self, t: float) -> float:
         """The model's daytime free heat (the sun it learnt from the history) at time t of the controller's clock."""
-        if self.model is None or not self.model.gains_day_w:
-            return 0.0
-        return self.model.day_gain_w(((t + self._day_offset_s) % 86400.0) / 3600.0)
+        return float(self.day_gains_at(np.array([t]))[0])
+
+    def day_gains_at(self, ts: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """`day_gain_at` at each of these times."""
+        if self.model is None:
+            return np.zeros(len(ts))
+        return self.model.day_gains_w(((ts + self._day_offset_s) % 86400.0) / 3600.0)
 
     def _learn_profile(self, now: float) -> None:
         """Hourly means of the unknown-heat estimate by hour of day (the controller's clock mod 24 h), each
@@ -416,8 +421,7 @@ class MpcController:
         coarse = max(0, (self.n_steps - fine) // 2)
         return np.array([self.step_s] * fine + [2 * self.step_s] * coarse)
 
-    def _program(self, steps: np.ndarray[Any, Any], ends: np.ndarray[Any, Any]
-                 ) -> tuple[np.ndarray[Any, Any], _Program]:
+    def _program(self, steps: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], _Program]:
         """The step-response matrix G (air at the end of step k per watt held during step j; modal form, exact:
         T = free + G u) and the program built on it, both made once per model (the grid does not change)."""
         if self._lp is None:
@@ -427,8 +431,8 @@ class MpcController:
             mu, v = np.linalg.eig(a)
             mu, v = mu.real, v.real
             w = np.linalg.solve(v, b[:, 0])
-            rel = ends - ends[0]
-            after = rel[:, None] - rel[None, :]  # t_k − e_j
+            ends = np.cumsum(steps)
+            after = ends[:, None] - ends[None, :]  # t_k − e_j
             gain = v[0] * w * np.expm1(mu[None, :] * steps[:, None]) / mu[None, :]  # (j, mode)
             g = np.einsum("kji,ji->kj", np.exp(mu[None, None, :] * np.clip(after, 0, None)[:, :, None]), gain)
             g = np.where(after >= 0, g, 0.0)
@@ -465,10 +469,7 @@ class MpcController:
             ahead = np.array([self.profile_at(float(t)) for t in mids], dtype=float)
             fade = np.exp(-(mids - now) / self.deviation_tau_s)
             disturbance = np.clip(ahead + (self._disturbance_w - now_profile) * fade, -self.max_w, self.max_w)
-        if self.model.gains_day_w:
-            local_h = ((mids + self._day_offset_s) % 86400.0) / 3600.0
-            disturbance = disturbance + day_basis(local_h, self.model.gains_day_hours,
-                                                  self.model.gains_day_width_h) @ np.array(self.model.gains_day_w)
+        disturbance = disturbance + self.day_gains_at(mids)
         # free response (no heat), step by step
         free = np.empty(n)
         x = self._x.copy()
@@ -476,7 +477,7 @@ class MpcController:
             ad, bd = self._discrete(float(steps[k]))
             x = ad @ x + bd[:, :3] @ np.array([disturbance[k], outdoor[k], 1.0])
             free[k] = x[0]
-        g, program = self._program(steps, ends)
+        g, program = self._program(steps)
         hours = steps / 3600.0
         # variables: u, lo, hi (the hedged distance outside the band), s (moves); all constraints A x ≤ b (_program)
         c = np.concatenate([

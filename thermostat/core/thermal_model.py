@@ -138,10 +138,13 @@ class ThermalModel:
 
     def day_gain_w(self, hour: float) -> float:
         """The daytime free heat (W) at this local hour of day (0 without a day profile)."""
+        return float(self.day_gains_w(np.array([hour]))[0])
+
+    def day_gains_w(self, hours: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """`day_gain_w` at each of these local hours of day."""
         if not self.gains_day_w:
-            return 0.0
-        basis = day_basis(np.array([hour]), self.gains_day_hours, self.gains_day_width_h)[0]
-        return float(basis @ np.array(self.gains_day_w))
+            return np.zeros(len(hours))
+        return np.asarray(day_basis(hours, self.gains_day_hours, self.gains_day_width_h) @ np.array(self.gains_day_w))
 
     def matrix(self) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         """Continuous-time (A, B) with state [air, mass] (or [air]) and inputs
@@ -369,15 +372,13 @@ def _modes(a: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[An
     return lam, v, np.linalg.inv(v)
 
 
-def _simulate(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], x0: np.ndarray[Any, Any],
-              inputs: np.ndarray[Any, Any],
-              modes: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]] | None = None
-              ) -> np.ndarray[Any, Any]:
+def _simulate(modes: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]],
+              b: np.ndarray[Any, Any], x0: np.ndarray[Any, Any], inputs: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """States x_1..x_N for x_{k+1} = a x_k + b u_k, via the modal form (first-order recursions in C); `modes`:
-    `_modes(a)` when the caller has it already."""
+    `_modes(a)`."""
     from scipy.signal import lfilter
 
-    lam, v, vinv = modes if modes is not None else _modes(a)
+    lam, v, vinv = modes
     z0 = vinv @ x0
     w = (vinv @ b @ inputs.T)  # modes × N
     z = np.empty_like(w)
@@ -429,11 +430,11 @@ class _Problem:
                  t_eq: float | None, system: _System | None = None) -> np.ndarray[Any, Any]:
         """The sensor's reading predicted for bins 1.. of the segment from state x0 at bin 0 (open loop);
         `system`: `self.system(model)` when the caller has it already."""
-        ad, bd, modes = system if system is not None else self.system(model)
+        _, bd, modes = system if system is not None else self.system(model)
         outdoor = seg.outdoor if t_eq is None else np.full(len(seg.air), t_eq)
         day = seg.day[:-1] if self.s.day_hours else np.zeros((len(seg.air) - 1, 0))
         u = np.column_stack([seg.heat[:-1], outdoor[:-1], np.ones(len(seg.air) - 1), day])
-        air = _simulate(ad, bd, x0, u, modes)[:, 0]
+        air = _simulate(modes, bd, x0, u)[:, 0]
         if self.lag > 0:
             from scipy.signal import lfilter
 
