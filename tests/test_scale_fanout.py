@@ -62,9 +62,14 @@ class Fleet:
     polls: dict[int, list[float]] = field(default_factory=dict)  # heater index -> the service clock at each poll
     softoffs: dict[int, float] = field(default_factory=dict)  # heater index -> real monotonic time of its softoff
 
-    async def publish(self, *messages: tuple[str, str]) -> None:
+    async def publish(self, *messages: tuple[str, str], parts: int = 1, gap_s: float = 0.0) -> None:
+        """The messages at once, or in `parts` groups `gap_s` apart (a burst the service reads in pieces)."""
         async with aiomqtt.Client("127.0.0.1", self.broker_port) as client:
-            await asyncio.gather(*(client.publish(t, p, qos=1) for t, p in messages))
+            size = -(-len(messages) // parts)
+            for k in range(0, len(messages), size):
+                if k:
+                    await asyncio.sleep(gap_s)
+                await asyncio.gather(*(client.publish(t, p, qos=1) for t, p in messages[k:k + size]))
 
 
 async def _fleet(tmp: Path, broker: object, *, heaters: int, rooms: int, mining: bool) -> AsyncIterator[Fleet]:
@@ -149,10 +154,12 @@ async def test_settled_polls_of_the_heaters_are_spread_over_the_period(standby_f
         assert max(gaps) <= PERIOD + 1.0, (i, gaps)
 
 
-async def test_a_burst_sends_every_command_before_its_state_is_published(heating_fleet: Fleet) -> None:
+@pytest.mark.parametrize("parts", [1, 2], ids=["together", "in two reads 20 ms apart"])
+async def test_a_burst_sends_every_command_before_its_state_is_published(heating_fleet: Fleet, parts: int) -> None:
     """Every room's `mode off` published together: every heater's soft off reaches its miner before the service
     hands the first of the burst's heater events or `stopping` states to its MQTT link (before, each heater's
-    event and state followed its own command, while the next rooms' commands were still to be read)."""
+    event and state followed its own command, while the next rooms' commands were still to be read). Also when
+    the burst reaches the service in two pieces: the state waits for a short quiet spell after the last command."""
     service = heating_fleet.service
     heaters, rooms = HEATING
     await heating_fleet.publish(*((f"fan/sensor/r{r}", "20.0") for r in range(rooms)))
@@ -171,7 +178,8 @@ async def test_a_burst_sends_every_command_before_its_state_is_published(heating
         publish(topic, payload, retain=retain, qos=qos)  # type: ignore[arg-type]
 
     service.link.publish_nowait = recording  # type: ignore[method-assign]  # the real method, its calls noted
-    await heating_fleet.publish(*((f"fan/room/r{r}/mode/set", "off") for r in range(rooms)))
+    await heating_fleet.publish(*((f"fan/room/r{r}/mode/set", "off") for r in range(rooms)), parts=parts,
+                                gap_s=0.02)
     await until(lambda: len(heating_fleet.softoffs) == heaters, 10, "every heater sent its soft off")
     await until(lambda: len(handed) >= heaters, 10, "the burst's events and states handed to MQTT")
     last_command = max(heating_fleet.softoffs.values())

@@ -15,9 +15,9 @@ MQTT state is published only where a value changed (`MqttLink.publish_state`).
 
 A burst (a house-wide change, several rooms' commands arriving together) sends its heater commands first: the
 writes a soft on/off needs before it is sent go in one transaction per pass of the event loop
-(`_hold_writes`), the heaters' MQTT state and events wait until no heater command is under way (at most 1 s),
-and a tick's bookkeeping (SQLite, MQTT, energy, problems) runs after the commands it caused, in a task of its
-own, while the control loop goes on deciding.
+(`_hold_writes`), the heaters' MQTT state and events wait until no heater command has been under way for 0.1 s
+(at most 1 s), and a tick's bookkeeping (SQLite, MQTT, energy, problems) runs after the commands it caused, in a
+task of its own, while the control loop goes on deciding.
 
 Shutdown (SIGTERM/SIGINT): the configured exit action (default: every heater to standby, as a safety
 action) within `exit_timeout_s`, then `offline` is published and the broker connection closed.
@@ -91,6 +91,7 @@ class ServiceTimings:
     publish_every_s: float = 10.0  # heater telemetry: published on a look this long after the last (or on a change)
 
 
+BURST_QUIET_S = 0.1  # a burst is over when no heater command has been under way for this long (real time)
 BOOKKEEPING_WAIT_S = 1.0  # a tick's bookkeeping waits at most this long for the heater commands it caused
 DISCOVERY_RECORD = "ha_published"  # the store's record of what was announced to Home Assistant (ha.published_record)
 
@@ -222,7 +223,8 @@ class Service:
         self._burst_over = asyncio.Event()  # set when the last of them is done
         self._bookkeeping: asyncio.Task[None] | None = None  # the latest tick's bookkeeping (`_bookkeep_after_burst`)
         self._unpublished: dict[str, list[str]] = {}  # heater id -> its event payloads, until the burst is over
-        self._publish_timer: asyncio.TimerHandle | None = None
+        self._publish_timer: asyncio.TimerHandle | None = None  # the latest the held state may wait (1 s)
+        self._quiet_timer: asyncio.TimerHandle | None = None  # a short quiet spell after the last command
         self.events: list[TransitionEvent] = []  # recent transitions (bounded), for tests and status
         self.counters: dict[str, int] = {"readings": 0, "readings_rejected": 0, "commands_rejected": 0,
                                          "bookkeeping_errors": 0}
@@ -619,7 +621,7 @@ class Service:
                     self._changes_in_flight -= changes
                     if not self._changes_in_flight:  # the burst is over: its state to MQTT
                         self._burst_over.set()
-                        self._publish_unpublished()
+                        self._publish_when_quiet()
             if not commands:
                 h.wake.clear()
                 # Asleep until the machine is next due or someone wakes it (its room's tick, a command, the
@@ -683,15 +685,34 @@ class Service:
         """A heater's events and state to MQTT: at once, or after the burst of heater commands under way (so
         that every command of a burst goes out before the burst's publishing), at most 1 s later."""
         self._unpublished.setdefault(h.id, []).extend(events)
-        if not self._changes_in_flight:
+        if not self._changes_in_flight and self._quiet_timer is None:
             self._publish_unpublished()
         elif self._publish_timer is None:
             self._publish_timer = asyncio.get_running_loop().call_later(1.0, self._publish_unpublished)
 
+    def _publish_when_quiet(self) -> None:
+        """The last heater command under way is done: publish once no new one has started for `BURST_QUIET_S`.
+        A burst's room commands can reach the service in more than one read from the broker, milliseconds apart;
+        publishing at the first lull would put the first rooms' state before the later rooms' commands."""
+        if self._quiet_timer is not None:
+            self._quiet_timer.cancel()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._publish_unpublished()
+            return
+        self._quiet_timer = loop.call_later(BURST_QUIET_S, self._publish_if_quiet)
+
+    def _publish_if_quiet(self) -> None:
+        self._quiet_timer = None
+        if not self._changes_in_flight:
+            self._publish_unpublished()
+
     def _publish_unpublished(self) -> None:
-        if self._publish_timer is not None:
-            self._publish_timer.cancel()
-            self._publish_timer = None
+        for timer in (self._publish_timer, self._quiet_timer):
+            if timer is not None:
+                timer.cancel()
+        self._publish_timer = self._quiet_timer = None
         pending, self._unpublished = self._unpublished, {}
         for hid, events in pending.items():
             h = self.heaters.get(hid)
