@@ -11,6 +11,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from thermostat.core.control import Forecast, PidController
 from thermostat.core.controllers import make_controller
@@ -180,6 +182,53 @@ def test_forecast_validation_and_lookup() -> None:
     assert f.outdoor_at(50.0, 99.0) == pytest.approx(5.0) and f.outdoor_at(500.0, 99.0) == 10.0
     assert f.price_at(10.0, 1.0) == 1.0 and f.price_at(60.0, 1.0) == 0.3
     assert Forecast().outdoor_at(0.0, 7.0) == 7.0
+
+
+_point = st.tuples(st.sampled_from([0.0, 1.0, 2.5, 4.0, 7.0]) | st.floats(-5.0, 12.0), st.floats(-10.0, 30.0))
+_series = st.lists(_point, max_size=6).map(lambda pts: tuple(sorted(pts, key=lambda p: p[0])))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_series, st.lists(st.sampled_from([-1.0, 0.0, 2.5, 4.0, 7.0, 13.0]) | st.floats(-8.0, 15.0), max_size=20))
+def test_the_planners_forecast_lookups_at_many_times_agree_with_the_one_at_a_time_ones(
+        points: tuple[tuple[float, float], ...], times: list[float]) -> None:
+    """`targets_at`, `prices_at` and `outdoors_at` (the planner's grid at once) against `target_at`, `price_at` and
+    `outdoor_at` at each time, also at and between repeated times and outside the series."""
+    import numpy as np
+
+    f = Forecast(targets=points, outdoor=points, price=points)
+    ts = np.array(times, dtype=float)
+    for many, one in ((f.targets_at, f.target_at), (f.prices_at, f.price_at), (f.outdoors_at, f.outdoor_at)):
+        assert list(many(ts, 3.5)) == pytest.approx([one(float(t), 3.5) for t in times], abs=1e-12)
+
+
+def test_the_plans_air_is_the_model_stepped_through_the_plan() -> None:
+    """The planner's prediction (the free response from its state, the outdoor forecast and its disturbance
+    estimate, plus the step responses to the planned power) against the model stepped step by step."""
+    import numpy as np
+
+    model = replace(_true_model(MEDIUM_ROOM), gains_w=40.0)
+    mpc = MpcController(max_w=1500.0, model=model)
+    outdoor = tuple((h * 3600.0, 2.0 + 4.0 * math.sin(h / 3.0)) for h in range(-1, 30))
+    target = _blocks(MORNING)
+    room = Room.steady(MEDIUM_ROOM, 18.0, 2.0)
+    for i in range(8 * 60):  # a few hours of control, so the state and the disturbance estimate have moved
+        t = i * 60.0
+        forecast = Forecast(targets=_forecast(target, t).targets, outdoor=outdoor)
+        u = mpc.update(t, round(room.air_c, 1), target(t), 2.0, forecast)
+        if i >= 5 * 60 and mpc.plan is not None and mpc.plan.start == t:
+            break  # a plan made just now, from the state the controller holds now
+        room.step(60.0, u, 2.0)
+    plan = mpc.plan
+    assert plan is not None and plan.start >= 5 * 3600.0 and mpc._x is not None and mpc._disturbance_w != 0.0
+    x, t, expected = mpc._x.copy(), plan.start, []
+    for step, power in zip(plan.steps_s, plan.power_w, strict=True):
+        ad, bd = model.discrete(step)
+        mid = t + step / 2
+        x = ad @ x + bd[:, :3] @ np.array([power + mpc._disturbance_w, forecast.outdoor_at(mid, 0.0), 1.0])
+        expected.append(float(x[0]))
+        t += step
+    assert list(plan.air_c) == pytest.approx(expected, abs=1e-9)
 
 
 def _sun(t: float) -> float:

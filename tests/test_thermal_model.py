@@ -291,3 +291,70 @@ def test_the_fits_jacobian_matches_numerical_differentiation(order: int, outdoor
     envelope_n = len(envelope)
     assert columns[:envelope_n].max() < 1e-3, "forward differences on the envelope"
     assert columns[envelope_n:].max() < 1e-6, "the linear parameters' columns are exact"
+
+
+@pytest.mark.parametrize(("order", "outdoor_known"), [(1, True), (2, True), (2, False)])
+def test_the_fits_residuals_match_the_model_stepped_bin_by_bin(order: int, outdoor_known: bool) -> None:
+    """The fit simulates every segment at once (padded to the longest, per mode); the same residuals come from
+    the model stepped bin by bin, segment by segment, through scipy's matrix exponential and the sensor's lag."""
+    import numpy as np
+    from scipy.linalg import expm
+
+    from thermostat.core.thermal_model import _bins, _Problem
+
+    settings = FitSettings()
+    history = _history(MEDIUM_ROOM, 72, heat_w=824.0, window_at_h=30.0, gap=(50.0, 52.0), outdoor_known=outdoor_known,
+                       sun_w=300.0)
+    segments = _bins(history, settings)
+    assert len({len(g.air) for g in segments}) == 3  # three segments of different lengths
+    prob = _Problem(segments, order, settings, outdoor_known)
+    rng = np.random.default_rng(5)
+    envelope = [math.log(3e5), math.log(8e6), math.log(200.0), math.log(10.0), math.log(15.0)] if order == 2 else \
+        [math.log(8e6), math.log(25.0)]
+    theta = np.concatenate([envelope, rng.uniform(0.2, 2.0, prob.n_gains())])
+    if not outdoor_known:
+        theta = np.append(theta, 6.0)
+    if order == 2:
+        theta = np.concatenate([theta, rng.uniform(-2.0, 2.0, len(segments))])
+    model, t_eq = prob.model(theta), prob.t_eq(theta)
+    a, b = model.matrix()
+    n, m = a.shape[0], b.shape[1]
+    big = np.zeros((n + m, n + m))
+    big[:n, :n], big[:n, n:] = a * settings.bin_s, b * settings.bin_s
+    e = expm(big)
+    ad, bd = e[:n, :n], e[:n, n:]
+    lag = math.exp(-settings.bin_s / settings.sensor_lag_s)
+    expected = []
+    for i, seg in enumerate(segments):
+        x, reading = prob.x0(theta, i, float(seg.air[0])), float(seg.air[0])
+        for k in range(len(seg.air) - 1):
+            outdoor = seg.outdoor[k] if t_eq is None else t_eq
+            x = ad @ x + bd @ np.concatenate([[seg.heat[k], outdoor, 1.0], seg.day[k]])
+            reading = lag * reading + (1.0 - lag) * x[0]
+            expected.append(reading - seg.air[k + 1])
+    assert np.abs(prob.residuals(theta) - np.array(expected)).max() < 1e-9
+
+
+def test_the_closed_form_discretisation_matches_the_matrix_exponential() -> None:
+    """The fit's discretisation (eigenvalues of the 1- and 2-state networks in closed form) against scipy's
+    matrix exponential, over parameters spanning the fit's bounds; its modes rebuild the discrete matrix."""
+    import numpy as np
+    from scipy.linalg import expm
+
+    from thermostat.core.thermal_model import _system
+
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        ca, cm = math.exp(rng.uniform(math.log(1e4), math.log(1e8))), math.exp(rng.uniform(math.log(1e5), 20.7))
+        ham, hao, hmo = (math.exp(rng.uniform(math.log(0.05), math.log(2000.0))) for _ in range(3))
+        for model in (ThermalModel("2r2c", ca, cm, ham, hao, hmo, 50.0, 0.0, 1.0, 0.0, 0),
+                      ThermalModel("1r1c", ca, 0.0, 0.0, hao, 0.0, 50.0, 0.0, 1.0, 0.0, 0)):
+            a, b = model.matrix()
+            n, m = a.shape[0], b.shape[1]
+            big = np.zeros((n + m, n + m))
+            big[:n, :n], big[:n, n:] = a * 300.0, b * 300.0
+            e = expm(big)
+            ad, bd, (mu, v, vinv) = _system(a, b, 300.0)
+            assert np.abs(ad - e[:n, :n]).max() < 1e-9
+            assert np.abs(bd - e[:n, n:]).max() < 1e-9 * max(1.0, np.abs(e[:n, n:]).max())
+            assert np.abs((v * mu) @ vinv - ad).max() < 1e-9

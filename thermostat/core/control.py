@@ -30,14 +30,22 @@ import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+import numpy as np
 from simple_pid import PID
 
 
 def _step_value(series: Sequence[tuple[float, float]], times: list[float], t: float, default: float) -> float:
     i = bisect.bisect_right(times, t)
     return default if i == 0 else series[i - 1][1]
+
+
+def _step_values(series: Sequence[tuple[float, float]], times: list[float], ts: np.ndarray[Any, Any],
+                 default: float) -> np.ndarray[Any, Any]:
+    """`_step_value` at each of `ts`."""
+    values = np.array([default] + [v for _, v in series], dtype=float)
+    return values[np.searchsorted(np.asarray(times, dtype=float), ts, side="right")]
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,26 @@ class Forecast:
             return pts[-1][1]
         (t0, v0), (t1, v1) = pts[i - 1], pts[i]
         return v0 if t1 == t0 else v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+
+    # the same at many times at once (the planner's grid)
+    def targets_at(self, ts: np.ndarray[Any, Any], default: float) -> np.ndarray[Any, Any]:
+        return _step_values(self.targets, self._t_times, ts, default)  # type: ignore[attr-defined]
+
+    def prices_at(self, ts: np.ndarray[Any, Any], default: float) -> np.ndarray[Any, Any]:
+        return _step_values(self.price, self._p_times, ts, default)  # type: ignore[attr-defined]
+
+    def outdoors_at(self, ts: np.ndarray[Any, Any], default: float) -> np.ndarray[Any, Any]:
+        if not self.outdoor:
+            return np.full(len(ts), default, dtype=float)
+        times: np.ndarray[Any, Any] = np.array(self._o_times, dtype=np.float64)  # type: ignore[attr-defined]
+        values = np.array([v for _, v in self.outdoor], dtype=np.float64)
+        i = np.searchsorted(times, ts, side="right")
+        out = np.where(i == 0, values[0], values[-1])
+        inside = (i > 0) & (i < len(times))  # times[i-1] <= t < times[i]: linear between them
+        j = i[inside]
+        t0, t1, v0, v1 = times[j - 1], times[j], values[j - 1], values[j]
+        out[inside] = v0 + (v1 - v0) * (ts[inside] - t0) / (t1 - t0)
+        return np.asarray(out)
 
 
 class Controller(Protocol):

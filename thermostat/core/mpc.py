@@ -122,6 +122,17 @@ class _Program:
 
 
 @dataclass(frozen=True)
+class _Responses:
+    """A room model's responses on the planning grid (`MpcController._program`)."""
+
+    g: np.ndarray[Any, Any]  # air at the end of step k per watt held during step j
+    from_state: np.ndarray[Any, Any]  # ... per kelvin of the state now
+    from_outdoor: np.ndarray[Any, Any]  # ... per kelvin outdoors during step j
+    from_one: np.ndarray[Any, Any]  # ... from the model's constant free gain
+    program: _Program
+
+
+@dataclass(frozen=True)
 class Plan:
     """The latest plan: start time, step, power per step (W) and the predicted air temperature at step ends."""
 
@@ -245,7 +256,7 @@ class MpcController:
         self._last_plan_t = -math.inf
         self._switched: tuple[bool, float] | None = None  # the last on/off switch (on?) and until when it holds
         self._cache: dict[float, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = {}
-        self._lp: tuple[np.ndarray[Any, Any], _Program] | None = None  # per model: G and its program (_program)
+        self._lp: _Responses | None = None  # per model: the responses on the grid and the program (_program)
         if model is not None:
             self.set_model(model)
 
@@ -408,10 +419,13 @@ class MpcController:
         every hour of the day has been seen."""
         if not self._profile_seen.all():
             return None
-        x = ((t % 86400.0) / 3600.0 - 0.5) % 24.0
-        i = int(x)
+        return float(self._profile_at(np.array([t]))[0])
+
+    def _profile_at(self, ts: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        x = ((ts % 86400.0) / 3600.0 - 0.5) % 24.0
+        i = np.minimum(x.astype(int), 23)
         f = x - i
-        return float((1.0 - f) * self._profile[i] + f * self._profile[(i + 1) % 24])
+        return np.asarray((1.0 - f) * self._profile[i] + f * self._profile[(i + 1) % 24])
 
     # -- the plan ----------------------------------------------------------------------------------------------------
 
@@ -421,9 +435,10 @@ class MpcController:
         coarse = max(0, (self.n_steps - fine) // 2)
         return np.array([self.step_s] * fine + [2 * self.step_s] * coarse)
 
-    def _program(self, steps: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], _Program]:
-        """The step-response matrix G (air at the end of step k per watt held during step j; modal form, exact:
-        T = free + G u) and the program built on it, both made once per model (the grid does not change)."""
+    def _program(self, steps: np.ndarray[Any, Any]) -> _Responses:
+        """The room's responses on the planning grid and the program built on them, made once per model (the grid
+        does not change): G, air at the end of step k per watt held during step j (modal form, exact), and the free
+        response's parts, so that T = free + G u with free = from_state x + from_outdoor T_out + G d + from_one."""
         if self._lp is None:
             assert self.model is not None
             n = len(steps)
@@ -436,6 +451,18 @@ class MpcController:
             gain = v[0] * w * np.expm1(mu[None, :] * steps[:, None]) / mu[None, :]  # (j, mode)
             g = np.einsum("kji,ji->kj", np.exp(mu[None, None, :] * np.clip(after, 0, None)[:, :, None]), gain)
             g = np.where(after >= 0, g, 0.0)
+            # the free response, step by step from each unit state, each step's unit outdoor temperature, and the
+            # constant input (the model's own free gain), all at once: columns [state..., outdoor_0.., one]
+            states = a.shape[0]
+            x = np.zeros((states, states + n + 1))
+            x[:, :states] = np.eye(states)
+            free = np.empty((n, states + n + 1))
+            for k in range(n):
+                ad, bd = self._discrete(float(steps[k]))
+                x = ad @ x
+                x[:, states + k] += bd[:, 1]
+                x[:, -1] += bd[:, 2]
+                free[k] = x[0]
             eye = np.eye(n)
             zero = np.zeros((n, n))
             diff = eye - np.eye(n, k=-1)
@@ -447,7 +474,7 @@ class MpcController:
                 [diff, zero, zero, -eye],  # u_k − u_{k−1} ≤ s_k
                 [-diff, zero, zero, -eye],
             ])
-            self._lp = (g, _Program(a_ub))
+            self._lp = _Responses(g, free[:, :states], free[:, states:states + n], free[:, -1], _Program(a_ub))
         return self._lp
 
     def _replan(self, now: float, target: float, forecast: Forecast | None) -> None:
@@ -457,27 +484,25 @@ class MpcController:
         ends = now + np.cumsum(steps)
         starts = ends - steps
         mids = starts + steps / 2
-        targets = np.array([forecast.target_at(t, target) if forecast else target for t in ends])
         persist = self._last_outdoor if self._last_outdoor is not None else 5.0
-        outdoor = np.array([forecast.outdoor_at(t, persist) if forecast else persist for t in mids])
-        price = np.array([forecast.price_at(t, 1.0) if forecast else 1.0 for t in mids])
+        if forecast is None:
+            targets, outdoor, price = np.full(n, target), np.full(n, persist), np.ones(n)
+        else:
+            targets = forecast.targets_at(ends, target)
+            outdoor, price = forecast.outdoors_at(mids, persist), forecast.prices_at(mids, 1.0)
         # the unknown heat ahead: today's estimate, or once the daily profile is known the profile plus the estimate's
         # deviation from it now, fading; on top of it the model's daytime free heat
         disturbance = np.full(n, self._disturbance_w)
         now_profile = self.profile_at(now)
         if now_profile is not None:
-            ahead = np.array([self.profile_at(float(t)) for t in mids], dtype=float)
+            ahead = self._profile_at(mids)
             fade = np.exp(-(mids - now) / self.deviation_tau_s)
             disturbance = np.clip(ahead + (self._disturbance_w - now_profile) * fade, -self.max_w, self.max_w)
         disturbance = disturbance + self.day_gains_at(mids)
-        # free response (no heat), step by step
-        free = np.empty(n)
-        x = self._x.copy()
-        for k in range(n):
-            ad, bd = self._discrete(float(steps[k]))
-            x = ad @ x + bd[:, :3] @ np.array([disturbance[k], outdoor[k], 1.0])
-            free[k] = x[0]
-        g, program = self._program(steps)
+        responses = self._program(steps)
+        g, program = responses.g, responses.program
+        # free response (no heat)
+        free = responses.from_state @ self._x + responses.from_outdoor @ outdoor + g @ disturbance + responses.from_one
         hours = steps / 3600.0
         # variables: u, lo, hi (the hedged distance outside the band), s (moves); all constraints A x ≤ b (_program)
         c = np.concatenate([
@@ -494,23 +519,29 @@ class MpcController:
                                band_high - self.margin_high_k - free, first, -first])
         lower = np.concatenate([np.full(n, self.min_w), np.zeros(3 * n)])
         upper = np.concatenate([np.full(n, self.max_w), np.full(3 * n, np.inf)])
-        solved = program.solve(c, b_ub, lower, upper)
-        self.solves += 1
         self._last_plan_t = now
-        if solved is None:
+        held_on = self._switched[0] if self._switched is not None and now < self._switched[1] else None
+        too_warm = float(self._x[0]) > band_high[0] - self.margin_high_k
+        # the last switch holds for its dwell (a start gives way when the room reaches the top of the band, a stop
+        # when the plan needs real heat): a start that holds needs only the plan that runs through it
+        keep_running = self.low_w is not None and held_on is True and not too_warm
+        held = self._block(program, c, b_ub, lower, upper, on=True) if keep_running else None
+        solved = None
+        if held is None:
+            solved = program.solve(c, b_ub, lower, upper)
+            self.solves += 1
+        if held is not None:
+            u = held[0]
+        elif solved is None:
             # cannot happen for this always-feasible program; be safe: hold the last power for this period
             u = np.full(n, min(self.max_w, max(self.min_w, self._last_u)))
         else:
             u = np.clip(solved[0][:n], self.min_w, self.max_w)
-            if self.low_w is not None:
+            if self.low_w is not None and not keep_running:
                 running = self._last_u >= self.low_w - 1e-6
                 wants_heat = u[0] >= self.low_w - 1e-6
-                held_on = self._switched[0] if self._switched is not None and now < self._switched[1] else None
-                too_warm = float(self._x[0]) > band_high[0] - self.margin_high_k
-                if (held_on is True and not too_warm) or (held_on is False and not wants_heat):
-                    # the last switch holds for its dwell (a start gives way when the room reaches the top of the
-                    # band, a stop when the plan needs real heat)
-                    u = self._on_or_off(u, solved[1], program, c, b_ub, lower, upper, running, only=held_on)
+                if held_on is False and not wants_heat:
+                    u = self._on_or_off(u, solved[1], program, c, b_ub, lower, upper, running, held_off=True)
                 elif not wants_heat or not running:
                     u = self._on_or_off(u, solved[1], program, c, b_ub, lower, upper, running)
                     on = bool(u[0] >= self.low_w - 1e-6)
@@ -524,7 +555,7 @@ class MpcController:
 
     def _on_or_off(self, u: np.ndarray[Any, Any], u_j: float, program: _Program, c: np.ndarray[Any, Any],
                    b_ub: np.ndarray[Any, Any], lower: np.ndarray[Any, Any], upper: np.ndarray[Any, Any],
-                   running: bool, only: bool | None = None) -> np.ndarray[Any, Any]:
+                   running: bool, held_off: bool = False) -> np.ndarray[Any, Any]:
         """Below the lowest running level (low_w) power exists only as on/off, and waking costs: decide it. Called
         when the plan asks for less than low_w, or for heat while the heaters are off. Plan both for the next
         `dwell_s` — the heaters off (min_w) or running (low_w .. max_w) — and keep the cheaper, each wake from off
@@ -532,29 +563,26 @@ class MpcController:
         need later (it heats again after being off). Without the later one, stopping would always look free, and
         a plan that tops the room up every hour would wake the heater every hour.
 
-        `u` and `u_j` are the unconstrained plan and its cost. When it already keeps the heaters off through the
-        block it is the off candidate itself, and with the heaters off it is the answer: running instead could
-        only cost more in the program, and a wake."""
+        `u` and `u_j` are the unconstrained plan and its cost. When it already keeps the heaters off (or running)
+        through the block it is that candidate itself; off, with the heaters off, it is the answer: running instead
+        could only cost more in the program, and a wake. `held_off`: the last stop holds for its dwell, only the
+        plan that keeps the heaters off is a candidate."""
         assert self.low_w is not None
         n = len(u)
         m = min(n, max(1, round(self.dwell_s / self.step_s)))
         off_already = bool(np.all(u[:m] <= self.min_w + 1e-6))
-        if off_already and not running and only is not True:
+        on_already = bool(np.all(u[:m] >= self.low_w - 1e-6))
+        if off_already and not running:
             return u
         best, best_j = u, math.inf
-        for on in (False, True) if only is None else (only,):
-            if not on and off_already:
+        for on in (False,) if held_off else (False, True):
+            if (not on and off_already) or (on and on_already):
                 plan, fun = u, u_j
             else:
-                block_lower, block_upper = lower.copy(), upper.copy()
-                block_lower[:m] = self.low_w if on else self.min_w
-                block_upper[:m] = self.max_w if on else self.min_w
-                solved = program.solve(c, b_ub, block_lower, block_upper)
-                self.solves += 1
-                if solved is None:
+                block = self._block(program, c, b_ub, lower, upper, on=on)
+                if block is None:
                     continue
-                plan = np.clip(solved[0][:n], self.min_w, self.max_w)
-                fun = solved[1]
+                plan, fun = block
             # running or not, step by step: now, the decided block, then the plan's own continuation (a continuous
             # power of at least half the lowest level counts as running: that is how it would be cycled)
             states = [running, on] + [bool(p >= self.min_w + 0.5 * (self.low_w - self.min_w)) for p in plan[m:]]
@@ -563,6 +591,23 @@ class MpcController:
             if j < best_j:
                 best, best_j = plan, j
         return best
+
+    def _block(self, program: _Program, c: np.ndarray[Any, Any], b_ub: np.ndarray[Any, Any],
+               lower: np.ndarray[Any, Any], upper: np.ndarray[Any, Any], *, on: bool
+               ) -> tuple[np.ndarray[Any, Any], float] | None:
+        """The plan with the heaters running (low_w .. max_w) or off (min_w) for the next `dwell_s`: (power per
+        step, its cost), None if the program has no optimum."""
+        assert self.low_w is not None
+        n = len(lower) // 4
+        m = min(n, max(1, round(self.dwell_s / self.step_s)))
+        block_lower, block_upper = lower.copy(), upper.copy()
+        block_lower[:m] = self.low_w if on else self.min_w
+        block_upper[:m] = self.max_w if on else self.min_w
+        solved = program.solve(c, b_ub, block_lower, block_upper)
+        self.solves += 1
+        if solved is None:
+            return None
+        return np.clip(solved[0][:n], self.min_w, self.max_w), solved[1]
 
 
 def plan_series(plan: Plan | None) -> Sequence[tuple[float, float, float]]:

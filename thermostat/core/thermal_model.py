@@ -365,31 +365,94 @@ def _bins(samples: Sequence[Sample], s: FitSettings, day_offset_s: float = 0.0) 
     return segments
 
 
-def _modes(a: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """(eigenvalues, eigenvectors, their inverse) of a discrete system matrix (real for the RC networks)."""
-    lam, v = np.linalg.eig(a)
-    lam, v = lam.real, v.real
-    return lam, v, np.linalg.inv(v)
+_Modes = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]
+_System = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], _Modes]
 
 
-def _simulate(modes: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]],
-              b: np.ndarray[Any, Any], x0: np.ndarray[Any, Any], inputs: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """States x_1..x_N for x_{k+1} = a x_k + b u_k, via the modal form (first-order recursions in C); `modes`:
-    `_modes(a)`."""
-    from scipy.signal import lfilter
+def _system(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], dt: float) -> _System:
+    """(Ad, Bd, (e^{λ dt}, V, V⁻¹)): the exact discretisation and its modes. The RC networks' eigenvalues are real,
+    negative and distinct; for one or two states they are worked out in closed form (the fit needs this for every
+    residual evaluation, and numpy's general eigensolver costs more than the rest of it), otherwise (a repeated
+    or non-negative eigenvalue: never for valid parameters) by `_discretise` and a general eigensolver."""
+    lam: np.ndarray[Any, Any] | None = None
+    if a.shape == (1, 1):
+        lam, v, vinv = np.array([a[0, 0]]), np.ones((1, 1)), np.ones((1, 1))
+    elif a.shape == (2, 2):
+        p, q, r, s = float(a[0, 0]), float(a[0, 1]), float(a[1, 0]), float(a[1, 1])
+        half, disc = 0.5 * (p + s), 0.25 * (p - s) ** 2 + q * r
+        root = math.sqrt(disc) if disc > 0 else 0.0
+        if q != 0.0 and root > 1e-9 * abs(half):
+            lam = np.array([half + root, half - root])
+            v = np.array([[q, q], [lam[0] - p, lam[1] - p]])
+            vinv = np.array([[v[1, 1], -q], [-v[1, 0], q]]) / (q * (v[1, 1] - v[1, 0]))
+    if lam is None or (lam >= 0).any():
+        ad, bd = _discretise(a, b, dt)
+        mu, vv = np.linalg.eig(ad)
+        mu, vv = mu.real, vv.real
+        return ad, bd, (mu, vv, np.linalg.inv(vv))
+    mu = np.exp(lam * dt)
+    ad = (v * mu) @ vinv
+    bd = (v * (np.expm1(lam * dt) / lam)) @ (vinv @ b)
+    return ad, bd, (mu, v, vinv)
 
-    lam, v, vinv = modes
-    z0 = vinv @ x0
-    w = (vinv @ b @ inputs.T)  # modes × N
-    z = np.empty_like(w)
-    for i in range(len(lam)):
-        z[i], _ = lfilter([1.0], [1.0, -lam[i]], w[i], zi=[lam[i] * z0[i]])
-    states: np.ndarray[Any, Any] = (v @ z).T  # N × states
-    return states
 
+class _Batch:
+    """Segments padded into one array (segment × bin), so that a simulation of all of them is one first-order
+    recursion per mode (and one for the sensor's lag) instead of that many per segment."""
 
-_System = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any],
-                tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]]
+    def __init__(self, segments: list[_Segment], outdoor_known: bool, day_profile: bool) -> None:
+        lengths = np.array([len(g.air) - 1 for g in segments])
+        steps = int(lengths.max())
+        n_day = segments[0].day.shape[1] if day_profile else 0
+        # inputs: heat W, outdoor °C, 1, the day profile's triangles (ThermalModel.matrix); zero past a segment's end
+        u = np.zeros((3 + n_day, len(segments), steps))
+        for i, g in enumerate(segments):
+            k = len(g.air) - 1
+            u[0, i, :k] = g.heat[:-1]
+            if outdoor_known:  # (otherwise an equivalent outdoor temperature is fitted: this input is not used)
+                u[1, i, :k] = g.outdoor[:-1]
+            u[2, i, :k] = 1.0
+            u[3:, i, :k] = g.day[:-1, :n_day].T
+        self.inputs = u
+        self.lengths = lengths
+        self.valid = np.arange(steps)[None, :] < lengths[:, None]
+        self.first = np.array([float(g.air[0]) for g in segments])  # each segment's first reading
+        self.readings = np.concatenate([g.air[1:] for g in segments])
+
+    def predict(self, system: _System, x0: np.ndarray[Any, Any], t_eq: float | None, lag: float
+                ) -> np.ndarray[Any, Any]:
+        """The sensor's reading predicted for bins 1.. of every segment (segment × bin) from the states `x0`
+        (state × segment) at bin 0, open loop; `t_eq`: a constant outdoor temperature instead of the recorded one."""
+        from scipy.signal import lfilter
+
+        _, bd, (mu, v, vinv) = system
+        coef = vinv @ bd  # mode × input
+        if t_eq is not None:
+            coef = coef.copy()
+            coef[:, 2] += coef[:, 1] * t_eq
+            coef[:, 1] = 0.0
+        w = np.tensordot(coef, self.inputs, axes=(1, 0))  # mode × segment × bin
+        z0 = vinv @ x0
+        air = np.zeros(w.shape[1:])
+        for m in range(len(mu)):
+            z, _ = lfilter([1.0], [1.0, -mu[m]], w[m], axis=-1, zi=(mu[m] * z0[m])[:, None])
+            air += v[0, m] * z
+        if lag > 0:
+            air, _ = lfilter([1.0 - lag], [1.0, -lag], air, axis=-1, zi=(lag * self.first)[:, None])
+        return np.asarray(air)
+
+    def response(self, system: _System, column: np.ndarray[Any, Any], signals: np.ndarray[Any, Any]
+                 ) -> np.ndarray[Any, Any]:
+        """The air temperature's response (before the sensor) from rest to each of `signals` (signal × segment ×
+        bin) entering through `column` of Bd: signal × segment × bin."""
+        from scipy.signal import lfilter
+
+        _, _, (mu, v, vinv) = system
+        w = vinv @ column
+        air = np.zeros(signals.shape)
+        for m in range(len(mu)):
+            air += v[0, m] * lfilter([1.0], [1.0, -mu[m]], w[m] * signals, axis=-1)
+        return air
 
 
 class _Problem:
@@ -399,6 +462,7 @@ class _Problem:
         self.s = settings
         self.outdoor_known = outdoor_known
         self.lag = math.exp(-settings.bin_s / settings.sensor_lag_s) if settings.sensor_lag_s > 0 else 0.0
+        self.batch = _Batch(segments, outdoor_known, bool(settings.day_hours))
 
     # θ: 1R1C [ln C, ln UA, g0/100, day profile/100, (T_eq)];
     #    2R2C [ln Ca, ln Cm, ln Ham, ln Hao, ln Hmo, g0/100, day profile/100, (T_eq), δm per segment]
@@ -427,35 +491,24 @@ class _Problem:
         return np.array([y0, y0 + theta[self.n_physical() + index]])
 
     def simulate(self, model: ThermalModel, seg: _Segment, x0: np.ndarray[Any, Any],
-                 t_eq: float | None, system: _System | None = None) -> np.ndarray[Any, Any]:
-        """The sensor's reading predicted for bins 1.. of the segment from state x0 at bin 0 (open loop);
-        `system`: `self.system(model)` when the caller has it already."""
-        _, bd, modes = system if system is not None else self.system(model)
-        outdoor = seg.outdoor if t_eq is None else np.full(len(seg.air), t_eq)
-        day = seg.day[:-1] if self.s.day_hours else np.zeros((len(seg.air) - 1, 0))
-        u = np.column_stack([seg.heat[:-1], outdoor[:-1], np.ones(len(seg.air) - 1), day])
-        air = _simulate(modes, bd, x0, u)[:, 0]
-        if self.lag > 0:
-            from scipy.signal import lfilter
-
-            air, _ = lfilter([1.0 - self.lag], [1.0, -self.lag], air, zi=[self.lag * seg.air[0]])
-        return np.asarray(air)
+                 t_eq: float | None) -> np.ndarray[Any, Any]:
+        """The sensor's reading predicted for bins 1.. of a segment (not necessarily one of the fit's) from state
+        x0 at bin 0 (open loop)."""
+        batch = _Batch([seg], self.outdoor_known, bool(self.s.day_hours))
+        return np.asarray(batch.predict(self.system(model), x0[:, None], t_eq, self.lag)[0])
 
     def t_eq(self, theta: np.ndarray[Any, Any]) -> float | None:
         return None if self.outdoor_known else float(theta[self.n_physical() - 1])
 
     def system(self, model: ThermalModel) -> _System:
         """The model on the fit's bins: (Ad, Bd, Ad's modes), the same for every segment."""
-        ad, bd = model.discrete(self.s.bin_s)
-        return ad, bd, _modes(ad)
+        return _system(*model.matrix(), self.s.bin_s)
 
     def residuals(self, theta: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        model = self.model(theta)
-        t_eq = self.t_eq(theta)
-        system = self.system(model)
-        out = [self.simulate(model, seg, self.x0(theta, i, seg.air[0]), t_eq, system) - seg.air[1:]
-               for i, seg in enumerate(self.segments)]
-        return np.concatenate(out)
+        b = self.batch
+        x0 = b.first[None, :] if self.order == 1 else np.vstack([b.first, b.first + theta[self.n_physical():]])
+        pred = b.predict(self.system(self.model(theta)), x0, self.t_eq(theta), self.lag)
+        return np.asarray(pred[b.valid] - b.readings)
 
     def jacobian(self, theta: np.ndarray[Any, Any], lower: np.ndarray[Any, Any], upper: np.ndarray[Any, Any]
                  ) -> np.ndarray[Any, Any]:
@@ -464,8 +517,6 @@ class _Problem:
         gains, the equivalent outdoor temperature, the mass offsets) enters the prediction linearly, so its column
         is the response to its own input, all of them from one pass: a fit with the day profile needs 6
         simulations per Jacobian instead of 17 or more."""
-        from scipy.signal import lfilter
-
         r0 = self.residuals(theta)
         jac = np.zeros((len(r0), len(theta)))
         first = 2 if self.order == 1 else 5
@@ -477,40 +528,35 @@ class _Problem:
             step = theta.copy()
             step[i] = x + h
             jac[:, i] = (self.residuals(step) - r0) / (step[i] - x)
-        _, bd, (lam, v, vinv) = self.system(self.model(theta))
+        system = self.system(self.model(theta))
+        _, bd, (mu, v, vinv) = system
+        b = self.batch
         n_phys = self.n_physical()
-        row = 0
-        for index, seg in enumerate(self.segments):
-            n = len(seg.air) - 1
-            # inputs whose coefficient is a parameter: each free gain (in 100 W) acts as that much heat, the
-            # equivalent outdoor temperature through the outdoor column
-            day = seg.day[:-1] if self.s.day_hours else np.zeros((n, 0))
-            inputs = [(bd[:, 0], 100.0 * np.column_stack([np.ones(n), day]), first)]
-            if not self.outdoor_known:
-                inputs.append((bd[:, 1], np.ones((n, 1)), n_phys - 1))
-            for column, signals, at in inputs:
-                w = vinv @ column  # per mode
-                air = np.zeros((n, signals.shape[1]))
-                for m in range(len(lam)):
-                    z = lfilter([1.0], [1.0, -lam[m]], w[m] * signals, axis=0)
-                    air += v[0, m] * z
-                jac[row:row + n, at:at + signals.shape[1]] = self._lagged(air)
-            if self.order == 2:
-                # the mass offset of this segment: the free response from x0 = [0, 1]
-                z0 = vinv @ np.array([0.0, 1.0])
-                k = np.arange(1, n + 1)[:, None]
-                air = (v[0] * z0 * lam ** k).sum(axis=1)
-                jac[row:row + n, n_phys + index] = self._lagged(air[:, None])[:, 0]
-            row += n
+        # inputs whose coefficient is a parameter: each free gain (in 100 W) acts as that much heat, the equivalent
+        # outdoor temperature through the outdoor column
+        ones = b.inputs[2:3]
+        gains = self._lagged(b.response(system, bd[:, 0], 100.0 * np.concatenate([ones, b.inputs[3:]])))
+        jac[:, first:first + self.n_gains()] = gains[:, b.valid].T
+        if not self.outdoor_known:
+            jac[:, n_phys - 1] = self._lagged(b.response(system, bd[:, 1], ones))[0][b.valid]
+        if self.order == 2:
+            # a segment's mass offset: the free response from x0 = [0, 1], in that segment's rows
+            z0 = vinv @ np.array([0.0, 1.0])
+            k = np.arange(1, b.valid.shape[1] + 1)[:, None]
+            free = self._lagged((v[0] * z0 * mu ** k).sum(axis=1))
+            row = 0
+            for index, n in enumerate(b.lengths):
+                jac[row:row + n, n_phys + index] = free[:n]
+                row += n
         return jac
 
     def _lagged(self, air: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        """The sensor's lag applied to a response (from rest)."""
+        """The sensor's lag applied to a response from rest (along its last axis, the bins)."""
         if self.lag <= 0:
             return air
         from scipy.signal import lfilter
 
-        return np.asarray(lfilter([1.0 - self.lag], [1.0, -self.lag], air, axis=0))
+        return np.asarray(lfilter([1.0 - self.lag], [1.0, -self.lag], air, axis=-1))
 
 
 def fit(samples: Sequence[Sample], *, now: float = 0.0, settings: FitSettings | None = None,
