@@ -358,3 +358,20 @@ def test_the_closed_form_discretisation_matches_the_matrix_exponential() -> None
             assert np.abs(ad - e[:n, :n]).max() < 1e-9
             assert np.abs(bd - e[:n, n:]).max() < 1e-9 * max(1.0, np.abs(e[:n, n:]).max())
             assert np.abs((v * mu) @ vinv - ad).max() < 1e-9
+
+
+def test_the_day_profile_at_one_hour_is_the_profile_at_many() -> None:
+    """`day_gain_w` (one hour, plain Python: the planner's observer) against `day_gains_w` (numpy, many hours),
+    across midnight and the triangles' edges."""
+    import numpy as np
+
+    rng = random.Random(4)
+    hours = [0.0, 5.0, 6.0, 7.5, 20.0, 22.0, 23.99, *(rng.uniform(0.0, 24.0) for _ in range(200))]
+    for width, centres in ((2.0, (6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0)), (3.0, (0.5, 23.0))):
+        gains = tuple(rng.uniform(0.0, 500.0) for _ in centres)
+        model = replace(ThermalModel("2r2c", 3e5, 8e6, 200.0, 10.0, 15.0, 40.0, 0.0, 1.0, 0.0, 0),
+                        gains_day_w=gains, gains_day_hours=centres, gains_day_width_h=width)
+        many = model.day_gains_w(np.array(hours))
+        assert [model.day_gain_w(h) for h in hours] == pytest.approx(list(many), abs=1e-9)
+        assert max(many) > 100.0 and min(many) == 0.0
+    assert ThermalModel("1r1c", 8e6, 0.0, 0.0, 25.0, 0.0, 40.0, 0.0, 1.0, 0.0, 0).day_gain_w(12.0) == 0.0

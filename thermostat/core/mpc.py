@@ -389,7 +389,9 @@ class MpcController:
 
     def day_gain_at(self, t: float) -> float:
         """The model's daytime free heat (the sun it learnt from the history) at time t of the controller's clock."""
-        return float(self.day_gains_at(np.array([t]))[0])
+        if self.model is None:
+            return 0.0
+        return self.model.day_gain_w(((t + self._day_offset_s) % 86400.0) / 3600.0)
 
     def day_gains_at(self, ts: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """`day_gain_at` at each of these times."""

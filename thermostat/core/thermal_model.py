@@ -44,7 +44,6 @@ sunny room the model class cannot fit closely but can forecast), else it falls b
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -137,8 +136,13 @@ class ThermalModel:
         return 1 if self.kind == "1r1c" else 2
 
     def day_gain_w(self, hour: float) -> float:
-        """The daytime free heat (W) at this local hour of day (0 without a day profile)."""
-        return float(self.day_gains_w(np.array([hour]))[0])
+        """The daytime free heat (W) at this local hour of day (0 without a day profile). One hour at a time
+        without numpy (the planner's observer asks at every update); `day_gains_w` is the same for many."""
+        total = 0.0
+        for centre, gain in zip(self.gains_day_hours, self.gains_day_w, strict=True):
+            distance = abs((hour - centre + 12.0) % 24.0 - 12.0)
+            total += max(0.0, 1.0 - distance / self.gains_day_width_h) * gain
+        return total
 
     def day_gains_w(self, hours: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """`day_gain_w` at each of these local hours of day."""
@@ -285,48 +289,46 @@ def _bins(samples: Sequence[Sample], s: FitSettings, day_offset_s: float = 0.0) 
     n = int((t1 - t0) // s.bin_s)
     if n < 2:
         return []
+    bin_s = s.bin_s
+    times = np.array([x.t for x in pts])
+    # heat: each sample's power holds until the next sample; its energy goes to the bins it spans, piece by piece
+    power = np.array([x.heat_w if math.isfinite(x.heat_w) and x.heat_w >= 0 else 0.0 for x in pts[:-1]])
+    lo, hi = times[:-1], np.minimum(times[1:], t0 + n * bin_s)
+    first_bin = ((lo - t0) // bin_s).astype(int)
+    last_bin = ((hi - t0) // bin_s).astype(int)
+    last_bin = np.minimum(np.where(t0 + last_bin * bin_s >= hi, last_bin - 1, last_bin), n - 1)
+    spans = (lo < hi) & (first_bin <= last_bin)
+    counts = np.where(spans, last_bin - first_bin + 1, 0)
+    piece = np.repeat(np.arange(len(lo)), counts)
+    k = first_bin[piece] + np.arange(len(piece)) - np.repeat(np.cumsum(counts) - counts, counts)
+    start = np.where(k == first_bin[piece], lo[piece], t0 + k * bin_s)
+    end = np.minimum(hi[piece], t0 + (k + 1) * bin_s)
     heat_j = np.zeros(n)
-    air = np.full(n, np.nan)
-    outdoor = np.full(n, np.nan)
-    # heat: each sample's power holds until the next sample
-    for a, b in itertools.pairwise(pts):
-        w = a.heat_w if math.isfinite(a.heat_w) and a.heat_w >= 0 else 0.0
-        lo, hi = a.t, min(b.t, t0 + n * s.bin_s)
-        while lo < hi:
-            k = int((lo - t0) // s.bin_s)
-            if k >= n:
-                break
-            end = min(hi, t0 + (k + 1) * s.bin_s)
-            heat_j[k] += w * (end - lo)
-            lo = end
-    last_reading_t = -math.inf
-    seen_bins = np.zeros(n, dtype=bool)
-    for x in pts:
-        k = int((x.t - t0) // s.bin_s)
-        if k >= n:
-            continue
-        if x.air_c is not None and math.isfinite(x.air_c) and -30.0 < x.air_c < 60.0:
-            air[k] = x.air_c  # the last reading in the bin
-            seen_bins[k] = True
-            last_reading_t = x.t
-        if x.outdoor_c is not None and math.isfinite(x.outdoor_c) and -60.0 < x.outdoor_c < 60.0:
-            outdoor[k] = x.outdoor_c
-    del last_reading_t
+    np.add.at(heat_j, k, power[piece] * (end - start))  # (in sample order, as a running sum would)
+    # readings: the last one in each bin; outdoor likewise
+    sample_bin = ((times - t0) // bin_s).astype(int)
+
+    def last_in_bin(values: list[float | None], low: float, high: float) -> np.ndarray[Any, Any]:
+        v = np.array([x if x is not None and math.isfinite(x) else np.nan for x in values], dtype=float)
+        keep = np.isfinite(v) & (low < v) & (v < high) & (sample_bin < n)
+        ks, vs = sample_bin[keep], v[keep]
+        out = np.full(n, np.nan)
+        last = np.append(ks[1:] != ks[:-1], True) if len(ks) else np.zeros(0, dtype=bool)
+        out[ks[last]] = vs[last]
+        return out
+
+    air = last_in_bin([x.air_c for x in pts], -30.0, 60.0)
+    outdoor = last_in_bin([x.outdoor_c for x in pts], -60.0, 60.0)
+    seen_bins = np.isfinite(air)
     heat = heat_j / s.bin_s
     hour = ((t0 + day_offset_s + (np.arange(n) + 0.5) * s.bin_s) % 86400.0) / 3600.0
     day = day_basis(hour, s.day_hours, s.day_width_h)
     # forward-fill the readings a sensor did not repeat (a report-on-change sensor is silent when stable),
     # but never across a gap
     gap_bins = max(1, int(s.gap_s // s.bin_s))
-    filled = air.copy()
-    since = gap_bins + 1
-    for k in range(n):
-        if seen_bins[k]:
-            since = 0
-        else:
-            since += 1
-            if k > 0 and since <= gap_bins and not math.isnan(filled[k - 1]):
-                filled[k] = filled[k - 1]
+    latest = np.maximum.accumulate(np.where(seen_bins, np.arange(n), -1))
+    held = (latest >= 0) & (np.arange(n) - latest <= gap_bins)
+    filled = np.where(held, air[np.maximum(latest, 0)], np.nan)
     # outdoor: hold the last known value (first known backwards)
     if np.isfinite(outdoor).any():
         idx = np.where(np.isfinite(outdoor), np.arange(n), 0)

@@ -315,8 +315,9 @@ def run_one(scenario: Scenario, controller: str, *, keep_trace: bool = False,
                                                  price=_window(prices, price_times, t, HORIZON_S),
                                                  day_offset_s=day_offset_s), t
             if mpc is not None and history is not None and t >= next_refit:
-                recent = [x for x in history if x.t >= t - 7 * 86400.0]
-                refit = fit(recent, now=t, start=mpc.model, day_offset_s=day_offset_s)
+                # the last week (the history is in time order; what is older is never needed again)
+                del history[:bisect.bisect_left(history, t - 7 * 86400.0, key=lambda x: x.t)]
+                refit = fit(history, now=t, start=mpc.model, day_offset_s=day_offset_s)
                 if refit is not None and (mpc.model is None or refit.confidence >= 0.8 * mpc.model.confidence):
                     mpc.set_model(refit)
                 next_refit = t + REFIT_S
