@@ -375,3 +375,30 @@ def test_the_day_profile_at_one_hour_is_the_profile_at_many() -> None:
         assert [model.day_gain_w(h) for h in hours] == pytest.approx(list(many), abs=1e-9)
         assert max(many) > 100.0 and min(many) == 0.0
     assert ThermalModel("1r1c", 8e6, 0.0, 0.0, 25.0, 0.0, 40.0, 0.0, 1.0, 0.0, 0).day_gain_w(12.0) == 0.0
+
+
+def test_a_refit_keeps_the_structure_in_use_for_a_week_then_chooses_again() -> None:
+    """A sunny loft's fit keeps the day profile (chosen: it explains the history clearly better). Refitted from
+    it on a history without sun within the week, the profile stays (only the parameters are refitted: its sun
+    fades); a refit after a week compares the structures again and drops it. A model without a recorded choice
+    (stored by an earlier version), or one chosen 'in the future' (a clock set back), is compared afresh."""
+    loft = RoomParams(c_air_j_per_k=0.35e6, c_mass_j_per_k=1.6e6, h_am_w_per_k=300.0, h_ao_w_per_k=22.0,
+                      h_mo_w_per_k=20.0)
+    sunny = fit(_history(loft, 72, heat_w=824.0, sun_w=600.0, seed=3), now=1000.0)
+    assert sunny is not None and sunny.gains_day_w and sunny.structure_chosen_at == 1000.0
+    cloudy = _history(loft, 72, heat_w=824.0, sun_w=0.0, seed=4)
+    day = 86400.0
+    kept = fit(cloudy, now=1000.0 + 6 * day, start=sunny)
+    assert kept is not None and len(kept.gains_day_w) == len(sunny.gains_day_w)
+    assert kept.structure_chosen_at == 1000.0 and max(kept.gains_day_w) < 0.5 * max(sunny.gains_day_w)
+    for start, now in ((kept, 1000.0 + 8 * day), (replace(sunny, structure_chosen_at=-math.inf), 2000.0),
+                       (replace(sunny, structure_chosen_at=5000.0), 2000.0)):
+        chosen = fit(cloudy, now=now, start=start)
+        assert chosen is not None and chosen.gains_day_w == () and chosen.structure_chosen_at == now
+    stored = json.loads(json.dumps(kept.to_dict()))
+    assert ThermalModel.from_dict(stored) == kept
+    assert ThermalModel.from_dict({k: v for k, v in stored.items() if k != "structure_chosen_at"}) \
+        .structure_chosen_at == -math.inf
+    for bad in ("yesterday", float("nan"), math.inf, True):
+        with pytest.raises(ValueError, match="structure_chosen_at"):
+            ThermalModel.from_dict(stored | {"structure_chosen_at": bad})

@@ -95,6 +95,8 @@ class ThermalModel:
     # that of persistence on the same readings (inf: the history could not be split)
     forecast_rmse_k: float = math.inf
     persistence_rmse_k: float = math.inf
+    # when its structure (order, day profile or not) was chosen by comparing the candidates (see `fit`)
+    structure_chosen_at: float = -math.inf
 
     @property
     def ua_w_per_k(self) -> float:
@@ -211,6 +213,10 @@ class ThermalModel:
         width = fields.get("gains_day_width_h", 2.0)
         if not (isinstance(width, int | float) and math.isfinite(width) and width > 0):
             raise ValueError(f"stored thermal model: gains_day_width_h must be a positive number, got {width!r}")
+        chosen = fields.get("structure_chosen_at", -math.inf)
+        if not (isinstance(chosen, int | float) and not isinstance(chosen, bool) and not math.isnan(chosen)
+                and chosen != math.inf):
+            raise ValueError(f"stored thermal model: structure_chosen_at must be a time, got {chosen!r}")
         model = cls(**fields)
         for name in ("c_air_j_per_k", "h_ao_w_per_k"):
             v = getattr(model, name)
@@ -270,6 +276,9 @@ class FitSettings:
     min_holdout_h: float = 12.0
     holdout_warmup_h: float = 6.0  # a held-out piece after a gap or a window: hours that set its mass state
     good_forecast_k: float = 0.3  # held-out RMS error at which the forecast factor of the confidence is 0.5
+    # a refit from the model in use keeps its structure for this long, refitting only its parameters (0: always
+    # compare the candidates)
+    structure_kept_h: float = 168.0
 
 
 @dataclass
@@ -576,6 +585,11 @@ def fit(samples: Sequence[Sample], *, now: float = 0.0, settings: FitSettings | 
     (`forecast_rmse_k`) is what the planner relies on. The error of persistence (the temperature stays at its
     last reading, `persistence_rmse_k`) is kept beside it.
 
+    The comparison of structures (order, day profile) is made afresh when `start` (the model in use) has none
+    that was chosen within `structure_kept_h` (a week): a refit in between refits the parameters of the structure
+    in use only, a third of the least squares of a full choice (the room does not change its build from day to
+    day; the sun's profile fades to zero when the sun does, and the weekly choice drops it).
+
     `start` (the model in use) is a second starting point for the least squares besides the generic one, and the
     better of the two optima is kept: on data that excite the room little (a controller holding it steady), a fit
     from the generic start alone can end in a poor local optimum (measured: a 270-day time constant). It is tried
@@ -597,6 +611,34 @@ def _fit(samples: Sequence[Sample], *, now: float, settings: FitSettings | None,
         return None
     outdoor_known = all(np.isfinite(g.outdoor).all() for g in segments)
     constant = replace(s, day_hours=())
+    best, chosen_at = None, now
+    if order is None and start is not None and 0.0 <= now - start.structure_chosen_at < s.structure_kept_h * 3600.0:
+        # the structure the model in use was given when it was chosen: only its parameters are refitted
+        profiled = bool(s.day_hours) and start.gains_day_hours == tuple(s.day_hours)
+        best, chosen_at = _fit_order(segments, start.order, s if profiled else constant, outdoor_known, start), \
+            start.structure_chosen_at
+    if best is None:
+        best, chosen_at = _choose_structure(segments, order, s, constant, outdoor_known, start), now
+    if best is None:
+        return None
+    base = best[0]
+    used = s if base.gains_day_hours else constant
+    forecast_k, persistence_k = _forecast_check(segments, base.order, used, outdoor_known, start)
+    conf_span = min(1.0, span_h / s.full_span_h)
+    conf_fit = 1.0 / (1.0 + (base.rmse_k / s.good_rmse_k) ** 2)
+    conf_forecast = 0.0 if not math.isfinite(forecast_k) else 1.0 / (1.0 + (forecast_k / s.good_forecast_k) ** 2)
+    confidence = max(0.0, min(1.0, conf_span * (0.5 + 0.5 * conf_fit) * conf_forecast))
+    samples_used = sum(len(g.air) for g in segments)
+    return replace(base, confidence=confidence, span_h=span_h, samples=samples_used, fitted_at=now,
+                   outdoor_known=outdoor_known, forecast_rmse_k=forecast_k, persistence_rmse_k=persistence_k,
+                   structure_chosen_at=chosen_at)
+
+
+def _choose_structure(segments: list[_Segment], order: int | None, s: FitSettings, constant: FitSettings,
+                      outdoor_known: bool, start: ThermalModel | None
+                      ) -> tuple[ThermalModel, np.ndarray[Any, Any]] | None:
+    """The candidates compared: 1R1C and 2R2C with a constant free gain (or the order asked for), 2R2C kept
+    when its residual RMS is at least 15 % lower; then the day profile under the same rule."""
     candidates = []
     for k in ([order] if order else [1, 2]):
         res = _fit_order(segments, k, constant, outdoor_known, start)
@@ -607,22 +649,13 @@ def _fit(samples: Sequence[Sample], *, now: float, settings: FitSettings | None,
     best = candidates[0]
     if len(candidates) == 2 and candidates[1][0].rmse_k < 0.85 * candidates[0][0].rmse_k:
         best = candidates[1]
-    used = constant
     if s.day_hours:
         # the day profile only where it explains the readings clearly better (residual RMS 15 % lower: sun the
         # history does not record); elsewhere it would only lend the fit freedom the data cannot pin down
         profiled = _fit_order(segments, best[0].order, s, outdoor_known, start)
         if profiled is not None and profiled[0].rmse_k < 0.85 * best[0].rmse_k:
-            best, used = profiled, s
-    base = best[0]
-    forecast_k, persistence_k = _forecast_check(segments, base.order, used, outdoor_known, start)
-    conf_span = min(1.0, span_h / s.full_span_h)
-    conf_fit = 1.0 / (1.0 + (base.rmse_k / s.good_rmse_k) ** 2)
-    conf_forecast = 0.0 if not math.isfinite(forecast_k) else 1.0 / (1.0 + (forecast_k / s.good_forecast_k) ** 2)
-    confidence = max(0.0, min(1.0, conf_span * (0.5 + 0.5 * conf_fit) * conf_forecast))
-    samples_used = sum(len(g.air) for g in segments)
-    return replace(base, confidence=confidence, span_h=span_h, samples=samples_used, fitted_at=now,
-                   outdoor_known=outdoor_known, forecast_rmse_k=forecast_k, persistence_rmse_k=persistence_k)
+            best = profiled
+    return best
 
 
 def _solve(segments: list[_Segment], order: int, s: FitSettings, outdoor_known: bool,
