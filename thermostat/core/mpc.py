@@ -571,7 +571,7 @@ class MpcController:
         plan that keeps the heaters off is a candidate."""
         assert self.low_w is not None
         n = len(u)
-        m = min(n, max(1, round(self.dwell_s / self.step_s)))
+        m = self._dwell_steps(n)
         off_already = bool(np.all(u[:m] <= self.min_w + 1e-6))
         on_already = bool(np.all(u[:m] >= self.low_w - 1e-6))
         if off_already and not running:
@@ -594,6 +594,10 @@ class MpcController:
                 best, best_j = plan, j
         return best
 
+    def _dwell_steps(self, n: int) -> int:
+        """The plan steps an on/off block holds for (`dwell_s`, at least one, at most the plan's `n`)."""
+        return min(n, max(1, round(self.dwell_s / self.step_s)))
+
     def _block(self, program: _Program, c: np.ndarray[Any, Any], b_ub: np.ndarray[Any, Any],
                lower: np.ndarray[Any, Any], upper: np.ndarray[Any, Any], *, on: bool
                ) -> tuple[np.ndarray[Any, Any], float] | None:
@@ -601,7 +605,7 @@ class MpcController:
         step, its cost), None if the program has no optimum."""
         assert self.low_w is not None
         n = len(lower) // 4
-        m = min(n, max(1, round(self.dwell_s / self.step_s)))
+        m = self._dwell_steps(n)
         block_lower, block_upper = lower.copy(), upper.copy()
         block_lower[:m] = self.low_w if on else self.min_w
         block_upper[:m] = self.max_w if on else self.min_w

@@ -468,7 +468,6 @@ class _Batch:
 
 class _Problem:
     def __init__(self, segments: list[_Segment], order: int, settings: FitSettings, outdoor_known: bool) -> None:
-        self.segments = segments
         self.order = order
         self.s = settings
         self.outdoor_known = outdoor_known

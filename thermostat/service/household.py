@@ -696,12 +696,7 @@ class Service:
         publishing at the first lull would put the first rooms' state before the later rooms' commands."""
         if self._quiet_timer is not None:
             self._quiet_timer.cancel()
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._publish_unpublished()
-            return
-        self._quiet_timer = loop.call_later(BURST_QUIET_S, self._publish_if_quiet)
+        self._quiet_timer = asyncio.get_running_loop().call_later(BURST_QUIET_S, self._publish_if_quiet)
 
     def _publish_if_quiet(self) -> None:
         self._quiet_timer = None
